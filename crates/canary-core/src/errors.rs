@@ -1,0 +1,50 @@
+//! The fixed `errorType` names that Lambda functions return and that the state
+//! machine's Retry and Catch clauses match on. The runtime's default names (Rust type
+//! names) are not stable, so every error a handler returns carries one of these.
+
+/// deploy.json or the template is invalid. Raised before the lock is taken.
+pub const INVALID_INPUT: &str = "InvalidInput";
+/// Another execution holds the per-service lock: touch nothing.
+pub const SERVICE_LOCKED: &str = "ServiceLocked";
+/// Our lock token is no longer the holder (someone broke the lock): touch nothing.
+pub const LOCK_LOST: &str = "LockLost";
+/// The Kubernetes API server answered 5xx or 429, timed out or could not be reached.
+pub const KUBE_TRANSIENT: &str = "KubeTransient";
+/// The Kubernetes API server refused a request (4xx other than 409 and 429).
+pub const KUBE_ERROR: &str = "KubeError";
+/// The route object kept changing under us (409 after re-reading).
+pub const ROUTE_CONFLICT: &str = "RouteConflict";
+/// The new Deployment did not become ready before its deadline.
+pub const CANARY_NOT_READY: &str = "CanaryNotReady";
+/// CloudWatch throttled or failed.
+pub const METRICS_TRANSIENT: &str = "MetricsTransient";
+/// CloudWatch refused the query.
+pub const METRICS_ERROR: &str = "MetricsError";
+/// S3 throttled or failed.
+pub const STORE_TRANSIENT: &str = "StoreTransient";
+/// S3 refused, or a record is missing or corrupt.
+pub const STORE_ERROR: &str = "StoreError";
+/// A bug: an invariant did not hold.
+pub const INTERNAL: &str = "Internal";
+
+/// Every error name our functions can return.
+pub const ALL: &[&str] = &[
+    INVALID_INPUT,
+    SERVICE_LOCKED,
+    LOCK_LOST,
+    KUBE_TRANSIENT,
+    KUBE_ERROR,
+    ROUTE_CONFLICT,
+    CANARY_NOT_READY,
+    METRICS_TRANSIENT,
+    METRICS_ERROR,
+    STORE_TRANSIENT,
+    STORE_ERROR,
+    INTERNAL,
+];
+
+/// Errors that are worth retrying with backoff before giving up.
+pub const TRANSIENT: &[&str] = &[KUBE_TRANSIENT, ROUTE_CONFLICT, METRICS_TRANSIENT, STORE_TRANSIENT];
+
+/// Errors after which the state machine must not touch the service at all.
+pub const HANDS_OFF: &[&str] = &[SERVICE_LOCKED, LOCK_LOST];
