@@ -46,7 +46,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock that starts at `start_millis`.
     pub fn starting_at(start_millis: i64) -> Self {
-        Self { millis: Arc::new(AtomicI64::new(start_millis)) }
+        Self {
+            millis: Arc::new(AtomicI64::new(start_millis)),
+        }
     }
 
     /// Sets the time.

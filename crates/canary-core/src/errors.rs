@@ -44,7 +44,12 @@ pub const ALL: &[&str] = &[
 ];
 
 /// Errors that are worth retrying with backoff before giving up.
-pub const TRANSIENT: &[&str] = &[KUBE_TRANSIENT, ROUTE_CONFLICT, METRICS_TRANSIENT, STORE_TRANSIENT];
+pub const TRANSIENT: &[&str] = &[
+    KUBE_TRANSIENT,
+    ROUTE_CONFLICT,
+    METRICS_TRANSIENT,
+    STORE_TRANSIENT,
+];
 
 /// Errors after which the state machine must not touch the service at all.
 pub const HANDS_OFF: &[&str] = &[SERVICE_LOCKED, LOCK_LOST];

@@ -196,10 +196,16 @@ impl Deployment {
             }
             VerdictStatus::Healthy => self.holds = 0,
         }
-        let elapsed = now.saturating_sub(self.step_started_at.unwrap_or(now)).max(0) as u64;
+        let elapsed = now
+            .saturating_sub(self.step_started_at.unwrap_or(now))
+            .max(0) as u64;
         let duration = self.step_duration(spec);
         if status == VerdictStatus::Healthy && elapsed >= duration {
-            self.next = if self.weight >= 100 { Next::Promote } else { Next::Shift };
+            self.next = if self.weight >= 100 {
+                Next::Promote
+            } else {
+                Next::Shift
+            };
             self.wait_seconds = 0;
         } else {
             self.next = Next::Check;
@@ -222,14 +228,16 @@ impl ExecutionDocument {
     /// Splits a state machine input or task result into deploy.json and `deployment`.
     pub fn from_value(value: Value) -> Result<Self, String> {
         let Value::Object(mut spec) = value else {
-            return Err(format!("the execution document must be a JSON object, got {}", kind_of(&value)));
+            return Err(format!(
+                "the execution document must be a JSON object, got {}",
+                kind_of(&value)
+            ));
         };
         let deployment = match spec.remove(DEPLOYMENT_KEY) {
             None | Some(Value::Null) => None,
-            Some(raw) => Some(
-                serde_json::from_value(raw)
-                    .map_err(|e| format!("field `{DEPLOYMENT_KEY}` is not a valid deployment state: {e}"))?,
-            ),
+            Some(raw) => Some(serde_json::from_value(raw).map_err(|e| {
+                format!("field `{DEPLOYMENT_KEY}` is not a valid deployment state: {e}")
+            })?),
         };
         // Fields that Catch clauses add (`error`) are not part of deploy.json.
         spec.remove(ERROR_KEY);
@@ -241,7 +249,10 @@ impl ExecutionDocument {
         let mut map = self.spec.clone();
         if let Some(d) = &self.deployment {
             // A Deployment always serializes (plain data, string keys).
-            map.insert(DEPLOYMENT_KEY.into(), serde_json::to_value(d).unwrap_or(Value::Null));
+            map.insert(
+                DEPLOYMENT_KEY.into(),
+                serde_json::to_value(d).unwrap_or(Value::Null),
+            );
         }
         Value::Object(map)
     }

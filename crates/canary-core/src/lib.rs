@@ -13,6 +13,9 @@ pub mod spec;
 pub mod verdict;
 
 pub use execution::{Deployment, ExecutionDocument, Next, Outcome, OutcomeStatus, RouteRef};
+pub use render::{Backend, RenderError, RenderParams, Rendered, RenderedObject, Scope};
 
-pub use spec::{DeploySpec, FieldError, HealthSpec, NoDataPolicy, TrafficProvider, ValidationErrors};
+pub use spec::{
+    DeploySpec, FieldError, HealthSpec, NoDataPolicy, TrafficProvider, ValidationErrors,
+};
 pub use verdict::{Observation, Verdict, VerdictStatus};

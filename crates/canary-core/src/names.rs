@@ -15,9 +15,15 @@ pub fn check_dns_label(s: &str, max: usize) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if s.len() > max {
-        return Err(format!("is {} characters long; at most {max} are allowed", s.len()));
+        return Err(format!(
+            "is {} characters long; at most {max} are allowed",
+            s.len()
+        ));
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return Err(format!(
             "must be an RFC 1123 label (lowercase letters, digits and `-`); `{}` is not allowed",
             c.escape_default()
@@ -27,7 +33,9 @@ pub fn check_dns_label(s: &str, max: usize) -> Result<(), String> {
         return Err("must start and end with a letter or a digit (RFC 1123 label)".into());
     }
     if YAML_WORDS.contains(&s) {
-        return Err(format!("`{s}` is a YAML keyword and would not be read as a name"));
+        return Err(format!(
+            "`{s}` is a YAML keyword and would not be read as a name"
+        ));
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         return Err("must contain a letter: YAML would read an all-digit name as a number".into());
@@ -47,7 +55,9 @@ pub fn check_service_name(s: &str, max_version: u32) -> Result<(), String> {
         }
     })?;
     if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err("must start with a lowercase letter (Service names are RFC 1035 labels)".into());
+        return Err(
+            "must start with a lowercase letter (Service names are RFC 1035 labels)".into(),
+        );
     }
     Ok(())
 }
@@ -56,12 +66,18 @@ pub fn check_service_name(s: &str, max_version: u32) -> Result<(), String> {
 /// letter or digit.
 pub fn check_cluster_name(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 100 {
-        return Err(format!("must be 1 to 100 characters long (EKS rule), not {}", s.len()));
+        return Err(format!(
+            "must be 1 to 100 characters long (EKS rule), not {}",
+            s.len()
+        ));
     }
     if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err("must start with a letter or a digit (EKS rule)".into());
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
         return Err(format!(
             "may only hold letters, digits, `-` and `_` (EKS rule); `{}` is not allowed",
             c.escape_default()
@@ -76,10 +92,16 @@ pub fn check_image(s: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if s.len() > 1024 {
-        return Err(format!("is {} characters long; at most 1024 are allowed", s.len()));
+        return Err(format!(
+            "is {} characters long; at most 1024 are allowed",
+            s.len()
+        ));
     }
     if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("must not contain whitespace or control characters (found `{}`)", c.escape_default()));
+        return Err(format!(
+            "must not contain whitespace or control characters (found `{}`)",
+            c.escape_default()
+        ));
     }
     let (name_tag, digest) = match s.split_once('@') {
         Some((n, d)) => (n, Some(d)),
@@ -97,9 +119,12 @@ pub fn check_image(s: &str) -> Result<(), String> {
         let ok = !t.is_empty()
             && t.len() <= 128
             && t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         if !ok {
-            return Err(format!("has an invalid tag `{t}` (letters, digits, `_`, `.`, `-`; at most 128)"));
+            return Err(format!(
+                "has an invalid tag `{t}` (letters, digits, `_`, `.`, `-`; at most 128)"
+            ));
         }
     }
     if name.is_empty() {
@@ -107,7 +132,8 @@ pub fn check_image(s: &str) -> Result<(), String> {
     }
     let mut parts: Vec<&str> = name.split('/').collect();
     let first = parts[0];
-    let has_host = parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_host =
+        parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost");
     if has_host {
         check_host(first)?;
         parts.remove(0);
@@ -135,7 +161,11 @@ fn check_host(h: &str) -> Result<(), String> {
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         });
-    if ok { Ok(()) } else { Err(format!("has an invalid registry host `{host}`")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("has an invalid registry host `{host}`"))
+    }
 }
 
 fn check_path_component(p: &str) -> Result<(), String> {
@@ -150,7 +180,10 @@ fn check_path_component(p: &str) -> Result<(), String> {
     if !p.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
         return bad();
     }
-    if !p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')) {
+    if !p
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+    {
         return bad();
     }
     Ok(())
@@ -158,15 +191,25 @@ fn check_path_component(p: &str) -> Result<(), String> {
 
 fn check_digest(d: &str) -> Result<(), String> {
     let Some((algo, hex)) = d.split_once(':') else {
-        return Err(format!("has an invalid digest `{d}` (expected `sha256:<64 hex digits>`)"));
+        return Err(format!(
+            "has an invalid digest `{d}` (expected `sha256:<64 hex digits>`)"
+        ));
     };
-    let algo_ok = !algo.is_empty() && algo.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '.' | '_' | '-'));
-    let hex_ok = hex.len() >= 32 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+    let algo_ok = !algo.is_empty()
+        && algo.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '.' | '_' | '-')
+        });
+    let hex_ok = hex.len() >= 32
+        && hex
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
     let len_ok = algo != "sha256" || hex.len() == 64;
     if algo_ok && hex_ok && len_ok {
         Ok(())
     } else {
-        Err(format!("has an invalid digest `{d}` (expected `sha256:<64 hex digits>`)"))
+        Err(format!(
+            "has an invalid digest `{d}` (expected `sha256:<64 hex digits>`)"
+        ))
     }
 }
 
@@ -191,7 +234,18 @@ mod tests {
 
     #[test]
     fn malformed_images_are_rejected() {
-        for bad in ["", "Nginx", "nginx:", "nginx:bad tag", "a//b", "-app", "app:x\ny: 1", "app@sha256:zz", "repo/app:{x}", "app'"] {
+        for bad in [
+            "",
+            "Nginx",
+            "nginx:",
+            "nginx:bad tag",
+            "a//b",
+            "-app",
+            "app:x\ny: 1",
+            "app@sha256:zz",
+            "repo/app:{x}",
+            "app'",
+        ] {
             assert!(check_image(bad).is_err(), "{bad:?} accepted");
         }
     }

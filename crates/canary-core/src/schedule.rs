@@ -20,7 +20,11 @@ pub fn schedule(spec: &DeploySpec, first_deployment: bool) -> Vec<u8> {
 /// Every multiple of `step` below 100, then 100. A step of 0 is treated as 100.
 pub fn from_percentage_step(step: u8) -> Vec<u8> {
     let step = if step == 0 { 100 } else { step.min(100) };
-    let mut out: Vec<u8> = (1..).map(|i: u16| i * u16::from(step)).take_while(|w| *w < 100).map(|w| w as u8).collect();
+    let mut out: Vec<u8> = (1..)
+        .map(|i: u16| i * u16::from(step))
+        .take_while(|w| *w < 100)
+        .map(|w| w as u8)
+        .collect();
     out.push(100);
     out
 }
@@ -31,7 +35,10 @@ mod tests {
 
     #[test]
     fn percentage_step_ten_gives_ten_steps() {
-        assert_eq!(from_percentage_step(10), vec![10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+        assert_eq!(
+            from_percentage_step(10),
+            vec![10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+        );
     }
 
     #[test]
@@ -53,5 +60,71 @@ mod tests {
             assert!(s.windows(2).all(|w| w[0] < w[1]), "{step}: {s:?}");
             assert_eq!(s.len(), 100usize.div_ceil(step as usize));
         }
+    }
+}
+
+/// The period of the metrics the health check reads (CloudWatch metric filters publish
+/// one datapoint a minute).
+pub const METRIC_PERIOD_SECS: u64 = 60;
+
+/// One step of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanStep {
+    /// The canary weight of this step.
+    pub weight: u8,
+    /// Seconds after the new version became ready that this weight is applied.
+    pub at_secs: u64,
+    /// How long the canary stays at this weight.
+    pub hold_secs: u64,
+    /// Health checks run at this weight.
+    pub checks: u64,
+}
+
+/// What a canary deployment of this spec will do, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub steps: Vec<PlanStep>,
+    /// Seconds from ready to 100% of traffic on the canary.
+    pub time_to_full_secs: u64,
+    /// Seconds from ready to promotion (including the bake at 100%).
+    pub total_secs: u64,
+    /// Seconds between health checks.
+    pub check_interval_secs: u64,
+    /// Worst case from a failure starting to its rollback: one check interval plus one
+    /// metric period (the datapoint must exist before a check can see it).
+    pub worst_unnoticed_secs: u64,
+    /// The original design's worst case at the same settings: a whole `wait_time` plus a
+    /// metric period, and a failure after the shift to 100% was never noticed.
+    pub original_worst_unnoticed_secs: u64,
+}
+
+/// The plan of a canary deployment (not a first deployment, which goes straight to 100%).
+pub fn plan(spec: &DeploySpec) -> Plan {
+    let weights = schedule(spec, false);
+    let interval = spec.check_interval();
+    let mut steps = Vec::with_capacity(weights.len());
+    let mut at = 0;
+    for &weight in &weights {
+        let hold = if weight >= 100 {
+            spec.bake_time()
+        } else {
+            spec.wait_time
+        };
+        steps.push(PlanStep {
+            weight,
+            at_secs: at,
+            hold_secs: hold,
+            checks: hold.div_ceil(interval).max(1),
+        });
+        at += hold;
+    }
+    let time_to_full_secs = steps.last().map_or(0, |s| s.at_secs);
+    Plan {
+        steps,
+        time_to_full_secs,
+        total_secs: at,
+        check_interval_secs: interval,
+        worst_unnoticed_secs: interval + METRIC_PERIOD_SECS,
+        original_worst_unnoticed_secs: spec.wait_time + METRIC_PERIOD_SECS,
     }
 }

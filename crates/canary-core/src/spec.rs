@@ -131,7 +131,9 @@ pub struct DeploySpec {
 impl DeploySpec {
     /// Seconds between health checks within a step (default: `wait_time`, at most 60).
     pub fn check_interval(&self) -> u64 {
-        self.check_interval.unwrap_or_else(|| self.wait_time.clamp(1, 60)).max(1)
+        self.check_interval
+            .unwrap_or_else(|| self.wait_time.clamp(1, 60))
+            .max(1)
     }
 
     /// Seconds the canary stays at 100% before the old version is removed (default: `wait_time`).
@@ -139,19 +141,47 @@ impl DeploySpec {
         self.bake_time.unwrap_or(self.wait_time)
     }
 
-    /// Parses and validates deploy.json. `template` replaces `config_file` when given
-    /// (a person keeping the template as a plain file).
+    /// Parses and validates deploy.json as the state machine receives it. `template`
+    /// replaces `config_file` when given (a person keeping the template as a plain file).
     pub fn parse(doc: &Value, template: Option<&str>) -> Result<Self, ValidationErrors> {
-        parse(doc, template)
+        parse(
+            doc,
+            &ParseOptions {
+                template,
+                ..ParseOptions::default()
+            },
+        )
+    }
+
+    /// Parses and validates deploy.json with options (see [`ParseOptions`]).
+    pub fn parse_with(doc: &Value, options: &ParseOptions<'_>) -> Result<Self, ValidationErrors> {
+        parse(doc, options)
     }
 
     /// Parses deploy.json text.
-    pub fn parse_str(text: &str, template: Option<&str>) -> Result<Self, ValidationErrors> {
+    pub fn parse_str(text: &str, options: &ParseOptions<'_>) -> Result<Self, ValidationErrors> {
         let doc: Value = serde_json::from_str(text).map_err(|e| {
-            ValidationErrors(vec![FieldError::new("deploy.json", None, format!("is not valid JSON: {e}"))])
+            ValidationErrors(vec![FieldError::new(
+                "deploy.json",
+                None,
+                format!("is not valid JSON: {e}"),
+            )])
         })?;
-        parse(&doc, template)
+        parse(&doc, options)
     }
+}
+
+/// How to read a deploy.json that a person holds, before the pipeline's build step has
+/// added the image and the template.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParseOptions<'a> {
+    /// The template as plain text; replaces `config_file`.
+    pub template: Option<&'a str>,
+    /// The image; replaces `container_image`.
+    pub image: Option<&'a str>,
+    /// Accept a deploy.json without `container_image` and `config_file` (for `canary
+    /// plan`, which needs only the timings); they are then empty strings.
+    pub artifacts_optional: bool,
 }
 
 /// One problem with one field.
@@ -166,8 +196,16 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(field: impl Into<String>, value: Option<&Value>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), value: value.map(quote), message: message.into() }
+    pub fn new(
+        field: impl Into<String>,
+        value: Option<&Value>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            value: value.map(quote),
+            message: message.into(),
+        }
     }
 }
 
@@ -197,7 +235,11 @@ pub struct ValidationErrors(pub Vec<FieldError>);
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "deploy.json has {n} problem{}:", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "deploy.json has {n} problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             write!(f, "\n  - {e}")?;
         }
@@ -254,38 +296,61 @@ impl<'a> Reader<'a> {
         v
     }
 
-    fn string(&mut self, field: &str, v: Option<&'a Value>) -> Option<&'a str> {
+    fn string<'b>(&mut self, field: &str, v: Option<&'b Value>) -> Option<&'b str> {
         match v? {
             Value::String(s) => Some(s),
             other => {
-                self.fail(field, Some(other), format!("must be a string, not {}", kind(other)));
+                self.fail(
+                    field,
+                    Some(other),
+                    format!("must be a string, not {}", kind(other)),
+                );
                 None
             }
         }
     }
 
     /// A whole number in `min..=max`.
-    fn integer(&mut self, field: &str, v: Option<&'a Value>, min: u64, max: u64, unit: &str) -> Option<u64> {
+    fn integer(
+        &mut self,
+        field: &str,
+        v: Option<&Value>,
+        min: u64,
+        max: u64,
+        unit: &str,
+    ) -> Option<u64> {
         let v = v?;
         let n = match v {
             Value::Number(n) => n,
             other => {
-                self.fail(field, Some(other), format!("must be a whole number{unit}, not {}", kind(other)));
+                self.fail(
+                    field,
+                    Some(other),
+                    format!("must be a whole number{unit}, not {}", kind(other)),
+                );
                 return None;
             }
         };
-        let Some(i) = n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from)) else {
+        let Some(i) = n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+        else {
             self.fail(field, Some(v), format!("must be a whole number{unit}"));
             return None;
         };
         if i < i128::from(min) || i > i128::from(max) {
-            self.fail(field, Some(v), format!("must be between {min} and {max}{unit}"));
+            self.fail(
+                field,
+                Some(v),
+                format!("must be between {min} and {max}{unit}"),
+            );
             return None;
         }
         u64::try_from(i).ok()
     }
 
-    fn number(&mut self, field: &str, v: Option<&'a Value>, min: f64, max: f64) -> Option<f64> {
+    fn number(&mut self, field: &str, v: Option<&Value>, min: f64, max: f64) -> Option<f64> {
         let v = v?;
         let Some(x) = v.as_f64() else {
             self.fail(field, Some(v), format!("must be a number, not {}", kind(v)));
@@ -328,7 +393,8 @@ pub fn near_field(unknown: &str) -> Option<&'static str> {
         })
 }
 
-fn parse(doc: &Value, template: Option<&str>) -> Result<DeploySpec, ValidationErrors> {
+fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, ValidationErrors> {
+    let template = options.template;
     let Value::Object(map) = doc else {
         return Err(ValidationErrors(vec![FieldError::new(
             "deploy.json",
@@ -336,13 +402,18 @@ fn parse(doc: &Value, template: Option<&str>) -> Result<DeploySpec, ValidationEr
             format!("must be a JSON object, not {}", kind(doc)),
         )]));
     };
-    let mut r = Reader { map, errors: Vec::new() };
+    let mut r = Reader {
+        map,
+        errors: Vec::new(),
+    };
 
     for (key, value) in map {
         if FIELDS.contains(&key.as_str()) {
             continue;
         }
-        let hint = near_field(key).map(|f| format!(" (did you mean `{f}`?)")).unwrap_or_default();
+        let hint = near_field(key)
+            .map(|f| format!(" (did you mean `{f}`?)"))
+            .unwrap_or_default();
         r.fail(key, Some(value), format!("is not a known field{hint}"));
     }
 
@@ -372,10 +443,16 @@ fn parse(doc: &Value, template: Option<&str>) -> Result<DeploySpec, ValidationEr
 
     let pv = r.get("percentage_step");
     let sv = r.get("steps");
-    let percentage_step = r.integer("percentage_step", pv, 1, 100, " (percent)").map(|p| p as u8);
+    let percentage_step = r
+        .integer("percentage_step", pv, 1, 100, " (percent)")
+        .map(|p| p as u8);
     let steps = sv.and_then(|s| parse_steps(&mut r, s));
     match (pv, sv) {
-        (None, None) => r.fail("percentage_step", None, "is required (or give `steps`, a list of weights)"),
+        (None, None) => r.fail(
+            "percentage_step",
+            None,
+            "is required (or give `steps`, a list of weights)",
+        ),
         (Some(p), Some(_)) => r.fail(
             "percentage_step",
             Some(p),
@@ -388,23 +465,45 @@ fn parse(doc: &Value, template: Option<&str>) -> Result<DeploySpec, ValidationEr
     let wait_time = r.integer("wait_time", v, 0, MAX_SECONDS, " seconds");
 
     let v = r.get("failure_threshold_value");
-    let failure_threshold_value = r.number("failure_threshold_value", v, 0.0, 1e12).unwrap_or(0.0);
+    let failure_threshold_value = r
+        .number("failure_threshold_value", v, 0.0, 1e12)
+        .unwrap_or(0.0);
     if let Some(x) = v.and_then(Value::as_f64)
         && x.fract() != 0.0
     {
-        r.fail("failure_threshold_value", v, "must be a whole number of 5xx responses");
+        r.fail(
+            "failure_threshold_value",
+            v,
+            "must be a whole number of 5xx responses",
+        );
     }
     let v = r.get("failure_threshold_time");
-    let failure_threshold_time =
-        r.integer("failure_threshold_time", v, 1, MAX_SECONDS, " seconds").unwrap_or(DEFAULT_FAILURE_THRESHOLD_TIME);
+    let failure_threshold_time = r
+        .integer("failure_threshold_time", v, 1, MAX_SECONDS, " seconds")
+        .unwrap_or(DEFAULT_FAILURE_THRESHOLD_TIME);
 
-    let v = r.required("container_image", " (the pipeline's build step adds it: `canary prepare --image URI`)");
-    let container_image = r.string("container_image", v).map(str::to_owned);
-    if let Some(image) = &container_image
-        && let Err(why) = names::check_image(image)
+    let image_override = options.image.map(|i| Value::String(i.to_owned()));
+    let container_image = if options.artifacts_optional
+        && options.image.is_none()
+        && r.get("container_image").is_none()
     {
-        r.fail("container_image", v, why);
-    }
+        Some(String::new())
+    } else {
+        let v = match &image_override {
+            Some(i) => Some(i),
+            None => r.required(
+                "container_image",
+                " (the pipeline's build step adds it: `canary prepare --image URI`)",
+            ),
+        };
+        let image = r.string("container_image", v).map(str::to_owned);
+        if let Some(i) = &image
+            && let Err(why) = names::check_image(i)
+        {
+            r.fail("container_image", v, why);
+        }
+        image
+    };
 
     let template = match template {
         Some(t) => {
@@ -414,6 +513,7 @@ fn parse(doc: &Value, template: Option<&str>) -> Result<DeploySpec, ValidationEr
             }
             Some(t.to_owned())
         }
+        None if options.artifacts_optional && r.get("config_file").is_none() => Some(String::new()),
         None => {
             let v = r.required(
                 "config_file",
@@ -428,7 +528,11 @@ fn parse(doc: &Value, template: Option<&str>) -> Result<DeploySpec, ValidationEr
         let p = TrafficProvider::parse(s);
         if p.is_none() {
             let hint = near(s, &["appmesh", "gateway-api"]);
-            r.fail("traffic_provider", v, format!("must be `appmesh` or `gateway-api`{hint}"));
+            r.fail(
+                "traffic_provider",
+                v,
+                format!("must be `appmesh` or `gateway-api`{hint}"),
+            );
         }
         p
     });
@@ -438,48 +542,73 @@ fn parse(doc: &Value, template: Option<&str>) -> Result<DeploySpec, ValidationEr
     if let (Some(ci), Some(wt)) = (check_interval, wait_time)
         && ci > wt.max(1)
     {
-        r.fail("check_interval", v, format!("must not be longer than wait_time ({wt} s)"));
+        r.fail(
+            "check_interval",
+            v,
+            format!("must not be longer than wait_time ({wt} s)"),
+        );
     }
     let v = r.get("bake_time");
     let bake_time = r.integer("bake_time", v, 0, MAX_SECONDS, " seconds");
     let v = r.get("ready_timeout");
-    let ready_timeout = r.integer("ready_timeout", v, 10, MAX_SECONDS, " seconds").unwrap_or(DEFAULT_READY_TIMEOUT);
+    let ready_timeout = r
+        .integer("ready_timeout", v, 10, MAX_SECONDS, " seconds")
+        .unwrap_or(DEFAULT_READY_TIMEOUT);
 
     let health = parse_health(&mut r, service.as_deref());
 
     if !r.errors.is_empty() {
         return Err(ValidationErrors(r.errors));
     }
-    match (cluster_name, namespace, service, wait_time, container_image, template) {
-        (Some(cluster_name), Some(kubernetes_namespace), Some(microservice_name), Some(wait_time), Some(container_image), Some(template))
-            if percentage_step.is_some() || steps.is_some() =>
-        {
-            Ok(DeploySpec {
-                cluster_name,
-                kubernetes_namespace,
-                microservice_name,
-                percentage_step,
-                steps,
-                wait_time,
-                failure_threshold_value,
-                failure_threshold_time,
-                container_image,
-                template,
-                traffic_provider,
-                check_interval,
-                bake_time,
-                ready_timeout,
-                health,
-            })
-        }
-        _ => Err(ValidationErrors(vec![FieldError::new("deploy.json", None, "is incomplete")])),
+    match (
+        cluster_name,
+        namespace,
+        service,
+        wait_time,
+        container_image,
+        template,
+    ) {
+        (
+            Some(cluster_name),
+            Some(kubernetes_namespace),
+            Some(microservice_name),
+            Some(wait_time),
+            Some(container_image),
+            Some(template),
+        ) if percentage_step.is_some() || steps.is_some() => Ok(DeploySpec {
+            cluster_name,
+            kubernetes_namespace,
+            microservice_name,
+            percentage_step,
+            steps,
+            wait_time,
+            failure_threshold_value,
+            failure_threshold_time,
+            container_image,
+            template,
+            traffic_provider,
+            check_interval,
+            bake_time,
+            ready_timeout,
+            health,
+        }),
+        _ => Err(ValidationErrors(vec![FieldError::new(
+            "deploy.json",
+            None,
+            "is incomplete",
+        )])),
     }
 }
 
 fn near(value: &str, choices: &[&str]) -> String {
     choices
         .iter()
-        .map(|c| (strsim::damerau_levenshtein(&value.to_ascii_lowercase(), c), *c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&value.to_ascii_lowercase(), c),
+                *c,
+            )
+        })
         .filter(|(d, _)| *d <= 3)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| format!(" (did you mean `{c}`?)"))
@@ -488,11 +617,22 @@ fn near(value: &str, choices: &[&str]) -> String {
 
 fn parse_steps<'a>(r: &mut Reader<'a>, v: &'a Value) -> Option<Vec<u8>> {
     let Value::Array(items) = v else {
-        r.fail("steps", Some(v), format!("must be a list of weights like [10, 50, 100], not {}", kind(v)));
+        r.fail(
+            "steps",
+            Some(v),
+            format!(
+                "must be a list of weights like [10, 50, 100], not {}",
+                kind(v)
+            ),
+        );
         return None;
     };
     if items.is_empty() {
-        r.fail("steps", Some(v), "must list at least one weight, ending at 100");
+        r.fail(
+            "steps",
+            Some(v),
+            "must list at least one weight, ending at 100",
+        );
         return None;
     }
     let before = r.errors.len();
@@ -502,20 +642,32 @@ fn parse_steps<'a>(r: &mut Reader<'a>, v: &'a Value) -> Option<Vec<u8>> {
             if let Some(&prev) = out.last()
                 && u64::from(prev) >= w
             {
-                r.fail(&format!("steps[{i}]"), Some(item), format!("must be greater than the weight before it ({prev})"));
+                r.fail(
+                    &format!("steps[{i}]"),
+                    Some(item),
+                    format!("must be greater than the weight before it ({prev})"),
+                );
             }
             out.push(w as u8);
         }
     }
     if r.errors.len() == before && out.last() != Some(&100) {
-        r.fail("steps", Some(v), "must end at 100, so that the canary gets all the traffic");
+        r.fail(
+            "steps",
+            Some(v),
+            "must end at 100, so that the canary gets all the traffic",
+        );
     }
     (r.errors.len() == before).then_some(out)
 }
 
 fn decode_config_file<'a>(r: &mut Reader<'a>, v: &'a Value) -> Option<String> {
     let Value::String(s) = v else {
-        r.fail("config_file", Some(v), format!("must be a base64 string, not {}", kind(v)));
+        r.fail(
+            "config_file",
+            Some(v),
+            format!("must be a base64 string, not {}", kind(v)),
+        );
         return None;
     };
     let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -533,7 +685,11 @@ fn decode_config_file<'a>(r: &mut Reader<'a>, v: &'a Value) -> Option<String> {
         }
         Ok(text) => Some(text),
         Err(e) => {
-            r.fail("config_file", Some(v), format!("is base64 but not of UTF-8 text: {e}"));
+            r.fail(
+                "config_file",
+                Some(v),
+                format!("is base64 but not of UTF-8 text: {e}"),
+            );
             None
         }
     }
@@ -554,16 +710,26 @@ fn parse_health(r: &mut Reader<'_>, service: Option<&str>) -> HealthSpec {
             "hold" => NoDataPolicy::Hold,
             other => {
                 let hint = near(other, &["fail", "pass", "hold"]);
-                r.fail("no_data", v, format!("must be `fail`, `pass` or `hold`{hint}"));
+                r.fail(
+                    "no_data",
+                    v,
+                    format!("must be `fail`, `pass` or `hold`{hint}"),
+                );
                 NoDataPolicy::default()
             }
         },
     };
     if v.is_some() && min_request_count.is_none() && r.get("min_request_count").is_none() {
-        r.fail("no_data", v, "needs `min_request_count`: it says what fewer requests than that mean");
+        r.fail(
+            "no_data",
+            v,
+            "needs `min_request_count`: it says what fewer requests than that mean",
+        );
     }
     let v = r.get("max_holds");
-    let max_holds = r.integer("max_holds", v, 1, 1000, " checks").map(|n| n as u32);
+    let max_holds = r
+        .integer("max_holds", v, 1, 1000, " checks")
+        .map(|n| n as u32);
     if v.is_some() && no_data != NoDataPolicy::Hold {
         r.fail("max_holds", v, "only applies when `no_data` is `hold`");
     }
@@ -602,20 +768,41 @@ fn parse_health(r: &mut Reader<'_>, service: Option<&str>) -> HealthSpec {
                 for (k, val) in m {
                     let field = format!("metric_dimensions.{k}");
                     match val {
-                        Value::String(s) if !k.is_empty() && !s.is_empty() && k.len() <= 255 && s.len() <= 1024 => {
+                        Value::String(s)
+                            if !k.is_empty()
+                                && !s.is_empty()
+                                && k.len() <= 255
+                                && s.len() <= 1024 =>
+                        {
                             dimensions.insert(k.clone(), s.clone());
                         }
-                        Value::String(_) => r.fail(&field, Some(val), "names must be 1-255 and values 1-1024 characters"),
-                        other => r.fail(&field, Some(other), format!("must be a string, not {}", kind(other))),
+                        Value::String(_) => r.fail(
+                            &field,
+                            Some(val),
+                            "names must be 1-255 and values 1-1024 characters",
+                        ),
+                        other => r.fail(
+                            &field,
+                            Some(other),
+                            format!("must be a string, not {}", kind(other)),
+                        ),
                     }
                 }
                 if let Some(vd) = &version_dimension
                     && m.contains_key(vd)
                 {
-                    r.fail("metric_dimensions", Some(v), format!("must not also set `{vd}`: version_dimension fills it"));
+                    r.fail(
+                        "metric_dimensions",
+                        Some(v),
+                        format!("must not also set `{vd}`: version_dimension fills it"),
+                    );
                 }
             }
-            other => r.fail("metric_dimensions", Some(other), format!("must be an object of name: value, not {}", kind(other))),
+            other => r.fail(
+                "metric_dimensions",
+                Some(other),
+                format!("must be an object of name: value, not {}", kind(other)),
+            ),
         }
     }
 

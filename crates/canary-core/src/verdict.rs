@@ -75,35 +75,72 @@ pub fn judge(
     let error_rate = requests.filter(|r| *r > 0.0).map(|r| errors / r * 100.0);
     let window = window_seconds;
     let seen = match requests {
-        Some(r) => format!("{} errors in {} requests over {window} s", num(errors), num(r)),
-        None => format!("{} errors over {window} s ({datapoints} datapoints)", num(errors)),
+        Some(r) => format!(
+            "{} errors in {} requests over {window} s",
+            num(errors),
+            num(r)
+        ),
+        None => format!(
+            "{} errors over {window} s ({datapoints} datapoints)",
+            num(errors)
+        ),
     };
     let (status, reason) = if errors > max_errors {
         (
             VerdictStatus::Unhealthy,
-            format!("{seen}: more than failure_threshold_value {}", num(max_errors)),
+            format!(
+                "{seen}: more than failure_threshold_value {}",
+                num(max_errors)
+            ),
         )
     } else if let (Some(max_rate), Some(rate)) = (health.max_error_rate, error_rate)
         && rate > max_rate
     {
         (
             VerdictStatus::Unhealthy,
-            format!("{seen}: error rate {}% is above max_error_rate {}%", num(rate), num(max_rate)),
+            format!(
+                "{seen}: error rate {}% is above max_error_rate {}%",
+                num(rate),
+                num(max_rate)
+            ),
         )
     } else if let Some(min) = health.min_request_count
         && requests.unwrap_or(0.0) < min as f64
     {
         let why = format!("{seen}: fewer than min_request_count {min}");
         match health.no_data {
-            NoDataPolicy::Fail => (VerdictStatus::Unhealthy, format!("{why}, and no_data is `fail`")),
-            NoDataPolicy::Pass => (VerdictStatus::Healthy, format!("{why}; passed because no_data is `pass`")),
-            NoDataPolicy::Hold => (VerdictStatus::Hold, format!("{why}; holding (no_data is `hold`)")),
+            NoDataPolicy::Fail => (
+                VerdictStatus::Unhealthy,
+                format!("{why}, and no_data is `fail`"),
+            ),
+            NoDataPolicy::Pass => (
+                VerdictStatus::Healthy,
+                format!("{why}; passed because no_data is `pass`"),
+            ),
+            NoDataPolicy::Hold => (
+                VerdictStatus::Hold,
+                format!("{why}; holding (no_data is `hold`)"),
+            ),
         }
     } else {
-        let rate = error_rate.map(|r| format!(", error rate {}%", num(r))).unwrap_or_default();
-        (VerdictStatus::Healthy, format!("{seen}{rate}: within thresholds"))
+        let rate = error_rate
+            .map(|r| format!(", error rate {}%", num(r)))
+            .unwrap_or_default();
+        (
+            VerdictStatus::Healthy,
+            format!("{seen}{rate}: within thresholds"),
+        )
     };
-    Verdict { status, errors, requests, error_rate, window_seconds, datapoints, version, reason }
+    Verdict {
+        status,
+        errors,
+        requests,
+        error_rate,
+        window_seconds,
+        datapoints,
+        version,
+        reason,
+    }
 }
 
 /// Formats a count or a rate without a trailing `.0` and with at most two decimals.

@@ -1,0 +1,21 @@
+//! The `canary` command. `main` only parses arguments and maps the outcome to an exit
+//! code: 0 success, 1 a failure (an unhealthy canary, a failed deployment), 2 bad input.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod commands;
+mod error;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match commands::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
