@@ -1,0 +1,294 @@
+//! A simulated Kubernetes cluster for tests, the demo and `canary cluster-sim`.
+//!
+//! [`SimCluster`] holds the cluster; [`SimCluster::serve`] serves a Kubernetes API
+//! subset over real HTTP on loopback, so kube-rs and kubectl talk to it as to a real
+//! API server (write a kubeconfig with [`kubeconfig_yaml`]). What it serves:
+//!
+//! - discovery (`/api`, `/apis`, group versions), `/version`, and a minimal
+//!   `/openapi/v3` (enough for `kubectl apply`), for core/v1 (namespaces, services,
+//!   pods, configmaps, events), apps/v1 (deployments), coordination.k8s.io/v1 (leases),
+//!   appmesh.k8s.aws/v1beta2 (meshes, virtualnodes, virtualrouters, virtualservices,
+//!   virtualgateways, gatewayroutes) and gateway.networking.k8s.io/v1 (gatewayclasses,
+//!   gateways, httproutes, grpcroutes);
+//! - get, list (label selectors `=`, `==`, `!=`, `in`, `notin`, exists, `!`; field
+//!   selectors on `metadata.name` / `metadata.namespace`; `kubectl get` tables), create,
+//!   replace (409 on a stale `metadata.resourceVersion`), patch (server-side apply with
+//!   field managers and conflicts, merge patch, JSON patch, a simplified strategic merge
+//!   patch), delete and deletecollection, `dryRun`, the `status` subresource;
+//! - `Status` error bodies; uid, a global monotonic resourceVersion, generation.
+//!
+//! Not served: watch (answered 405), protobuf, authentication (any token is accepted),
+//! admission. Namespaces need not exist before objects are created in them.
+//!
+//! Deployments become ready `ready_delay` after each spec change, measured on the
+//! configured [`Clock`]; an image marked bad keeps them unready, with Pods that say why.
+//! Traffic is simulated per service and split by the route weights over time (see
+//! [`MetricsQuery`] and the `traffic` rules). Faults can be injected per request.
+
+mod error;
+mod faults;
+mod kubeconfig;
+mod patch;
+mod resources;
+mod selector;
+mod server;
+mod state;
+mod table;
+mod traffic;
+mod util;
+mod workloads;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use canary_core::clock::{Clock, SystemClock};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use error::ApiError;
+pub use faults::{Fault, FaultAction, RequestRecord};
+pub use kubeconfig::kubeconfig_yaml;
+pub use traffic::{MetricsQuery, SimMetrics, WeightChange};
+
+use faults::ArmedFault;
+use state::State;
+
+/// How the simulated cluster behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// How long after a Deployment's spec is written it becomes ready (on `clock`).
+    pub ready_delay: Duration,
+    /// The clock readiness and traffic are measured on. A `ManualClock` makes a test
+    /// deterministic: nothing becomes ready until the test advances it.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for SimConfig {
+    /// The system clock; Deployments ready after 2 s.
+    fn default() -> Self {
+        Self {
+            ready_delay: Duration::from_secs(2),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl SimConfig {
+    /// A configuration with this clock and ready delay.
+    pub fn new(clock: Arc<dyn Clock>, ready_delay: Duration) -> Self {
+        Self { ready_delay, clock }
+    }
+}
+
+/// The simulated cluster. Clones share the same state.
+#[derive(Debug, Clone)]
+pub struct SimCluster {
+    state: Arc<Mutex<State>>,
+}
+
+/// A running API server for a [`SimCluster`]. It serves until dropped or shut down.
+#[derive(Debug)]
+pub struct SimServer {
+    /// The address it listens on (with the real port when asked for port 0).
+    pub addr: SocketAddr,
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SimServer {
+    /// Stops accepting connections, releases hanging requests, and waits for the
+    /// server task to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl SimCluster {
+    /// An empty cluster (with a `default` namespace).
+    pub fn new(config: SimConfig) -> Self {
+        let delay = i64::try_from(config.ready_delay.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            state: Arc::new(Mutex::new(State::new(config.clock, delay))),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the locked state.
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// Serves the API on `addr` (use port 0 for any free port) in a background task.
+    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<SimServer> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+        let (stop, stopped) = watch::channel(false);
+        let ctx = server::Ctx {
+            sim: self.clone(),
+            server_address: addr.to_string(),
+            shutdown: stopped.clone(),
+        };
+        let app = server::router(ctx);
+        let mut signal = stopped;
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+            };
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await;
+        });
+        Ok(SimServer {
+            addr,
+            url,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The clock the cluster measures time on.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.lock().clock.clone()
+    }
+
+    /// Makes every Deployment using `image` unready for good; its Pods show `reason`
+    /// (e.g. `ImagePullBackOff`) as the containers' waiting reason.
+    pub fn mark_image_bad(&self, image: &str, reason: &str) {
+        let mut s = self.lock();
+        s.bad_images.insert(image.to_string(), reason.to_string());
+        s.after_change();
+    }
+
+    /// Undoes [`SimCluster::mark_image_bad`]; the readiness delay counts from the last
+    /// spec change as usual.
+    pub fn mark_image_good(&self, image: &str) {
+        let mut s = self.lock();
+        s.bad_images.remove(image);
+        s.after_change();
+    }
+
+    /// Adds a fault; faults stay armed (and count matches) until cleared.
+    pub fn inject_fault(&self, fault: Fault) {
+        self.lock().faults.push(ArmedFault { fault, seen: 0 });
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Records a request and returns the action of the fault that fires on it, if any.
+    pub(crate) fn record_request(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+    ) -> Option<FaultAction> {
+        let mut s = self.lock();
+        let fault = faults::check(&mut s.faults, method, path);
+        let at_millis = s.now();
+        s.requests.push(RequestRecord {
+            at_millis,
+            method: method.to_string(),
+            path: path.to_string(),
+            query: query.to_string(),
+            write: faults::is_write(method),
+            fault,
+        });
+        fault
+    }
+
+    /// Every request received since the start or the last [`SimCluster::reset_requests`].
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.lock().requests.clone()
+    }
+
+    /// How many of those requests were writes (POST, PUT, PATCH, DELETE).
+    pub fn write_count(&self) -> usize {
+        self.lock().requests.iter().filter(|r| r.write).count()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn reset_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    /// Sets the requests per second that `service` in `namespace` receives from now on.
+    pub fn set_traffic(&self, namespace: &str, service: &str, requests_per_second: f64) {
+        let mut s = self.lock();
+        s.traffic_rates.insert(
+            (namespace.to_string(), service.to_string()),
+            requests_per_second.max(0.0),
+        );
+        s.record_traffic();
+    }
+
+    /// Sets the fraction (0 to 1) of requests that containers running `image` answer with
+    /// 5xx, from now on.
+    pub fn set_error_rate(&self, image: &str, fraction: f64) {
+        let mut s = self.lock();
+        s.error_rates
+            .insert(image.to_string(), fraction.clamp(0.0, 1.0));
+        s.record_traffic();
+    }
+
+    /// Per-period request sums for a service (or one version of it), like CloudWatch
+    /// `GetMetricData` with `Sum`; see [`SimMetrics`] for the shape and the `traffic`
+    /// rules in the crate docs.
+    pub fn metrics(&self, query: &MetricsQuery) -> SimMetrics {
+        let mut s = self.lock();
+        s.after_change();
+        traffic::metrics(&s.traffic_history, query)
+    }
+
+    /// Every write to a route object (VirtualRouter, HTTPRoute, GRPCRoute) in a
+    /// namespace, oldest first, with the target weights it left.
+    pub fn weight_history(&self, namespace: &str) -> Vec<WeightChange> {
+        self.lock()
+            .weight_history
+            .iter()
+            .filter(|w| w.namespace == namespace)
+            .cloned()
+            .collect()
+    }
+
+    /// One object by `apiVersion` (`apps/v1`), kind or plural (`Deployment`,
+    /// `deployments`, `deploy`), namespace (ignored for cluster-scoped types) and name.
+    pub fn get_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let rt = resources::lookup(api_version, kind)?;
+        self.lock().get(rt, namespace, name).ok()
+    }
+
+    /// Every object in a namespace, of every type (`""`: the cluster-scoped ones).
+    pub fn list_objects(&self, namespace: &str) -> Vec<Value> {
+        self.lock().list_namespace(namespace)
+    }
+}
