@@ -582,11 +582,14 @@ async fn the_observer_sees_every_event_of_the_history_in_order() {
     );
 }
 
+/// Checks that a definition error is of the expected kind.
+type IsExpected = fn(&DefinitionError) -> bool;
+
 #[test]
 fn definitions_the_executor_cannot_run_are_rejected_with_the_reason() {
     let ok_task = json!({"Type": "Task", "Resource": "fn", "End": true});
     let with_state = |name: &str, state: Value| json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": name}, name: state}});
-    let cases: Vec<(Value, fn(&DefinitionError) -> bool)> = vec![
+    let cases: Vec<(Value, IsExpected)> = vec![
         (json!({"States": {"A": ok_task.clone()}}), |e| {
             matches!(e, DefinitionError::Invalid { .. })
         }),
