@@ -1,0 +1,246 @@
+"""Least privilege: no wildcard actions in any Allow, every Allow scoped to resources,
+with "*" only for the actions that AWS offers no resource-level permission for."""
+
+import json
+import re
+import sys
+import unittest
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+import common  # noqa: E402
+
+# Actions that support no resource-level permissions (IAM service authorization
+# reference): the only ones an Allow may grant on Resource "*". Each is explained in a
+# comment beside its statement in the template.
+STAR_RESOURCE_ACTIONS = {
+    "cloudwatch:GetMetricData",  # health-check reads the 5xx/2xx metrics
+    "ecr:GetAuthorizationToken",  # CodeBuild's docker login
+    "xray:PutTraceSegments",  # optional tracing
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    # Step Functions execution logging (CloudWatch Logs log-delivery API)
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+# A "*" inside a resource ARN is allowed only in these scoped forms.
+SCOPED_WILDCARDS = [
+    r"^\$\{[A-Za-z]+Function\.Arn\}:\*$",  # a function's versions and aliases
+    r"^arn:\$\{AWS::Partition\}:s3:::\$\{ArtifactsBucketName\}/state/\*$",  # the state prefix
+    r"^\$\{ArtifactBucket\.Arn\}/\*$",  # the pipeline's own artifact bucket
+    r"^arn:\$\{AWS::Partition\}:s3:::\$\{Bucket\}/\$\{CanaryCliKey\}\*$",  # the CLI and its .sha256
+    r"^arn:\$\{AWS::Partition\}:states:\$\{AWS::Region\}:\$\{AWS::AccountId\}:execution:\$\{Name\}:\*$",
+]
+
+ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
+
+
+def all_statements():
+    for path in common.cfn_templates():
+        template = common.load(path)
+        for where, doc in common.policy_documents(template):
+            for st in common.statements(doc):
+                yield path.name, where, st
+
+
+class Policies(unittest.TestCase):
+    def test_no_allow_grants_a_wildcard_action(self):
+        seen = 0
+        for name, where, st in all_statements():
+            self.assertNotIn("NotAction", st, f"{name} {where}: NotAction")
+            if st.get("Effect") != "Allow":
+                continue
+            for action in common.as_list(st["Action"]):
+                seen += 1
+                with self.subTest(template=name, policy=where, action=action):
+                    self.assertIsInstance(action, str)
+                    self.assertNotIn("*", action, f"{name} {where}: wildcard action {action}")
+                    self.assertRegex(action, ACTION)
+        self.assertGreater(seen, 50)
+
+    def test_wildcards_appear_only_in_deny_statements_that_refuse_plain_http(self):
+        for name, where, st in all_statements():
+            actions = common.as_list(st.get("Action", []))
+            if any("*" in a for a in actions if isinstance(a, str)):
+                with self.subTest(template=name, policy=where):
+                    self.assertEqual(st["Effect"], "Deny")
+                    self.assertEqual(st["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
+
+    def test_every_allow_is_scoped_and_star_only_for_actions_without_resource_types(self):
+        for name, where, st in all_statements():
+            if st.get("Effect") != "Allow" or "Principal" in st:
+                continue
+            self.assertNotIn("NotResource", st, f"{name} {where}")
+            resources = common.as_list(st["Resource"])
+            actions = set(common.as_list(st["Action"]))
+            with self.subTest(template=name, policy=where, sid=st.get("Sid")):
+                if "*" in resources:
+                    self.assertEqual(resources, ["*"])
+                    self.assertLessEqual(
+                        actions,
+                        STAR_RESOURCE_ACTIONS,
+                        f"{name} {where}: Resource '*' for {sorted(actions - STAR_RESOURCE_ACTIONS)}",
+                    )
+                for r in resources:
+                    if r == "*":
+                        continue
+                    text = r if isinstance(r, str) else r.get("Fn::Sub")
+                    if isinstance(text, list):
+                        text = text[0]
+                    if not isinstance(text, str) or "*" not in text:
+                        continue  # a Ref / GetAtt / ImportValue of one resource
+                    self.assertTrue(
+                        any(re.search(p, text) for p in SCOPED_WILDCARDS),
+                        f"{name} {where}: {text} is a wildcard outside the known scoped forms",
+                    )
+
+    def test_role_trust_policies_name_one_service_and_this_account(self):
+        for path in common.cfn_templates():
+            for where, doc in common.policy_documents(common.load(path)):
+                if not where.endswith("AssumeRolePolicyDocument"):
+                    continue
+                for st in common.statements(doc):
+                    with self.subTest(template=path.name, role=where):
+                        self.assertEqual(st["Action"], "sts:AssumeRole")
+                        self.assertEqual(list(st["Principal"]), ["Service"])
+                        self.assertEqual(
+                            st["Condition"], {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+                        )
+
+
+class SharedStackRoles(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.t = common.load(common.CFN_DIR / "shared.yaml")
+
+    def role_statements(self, function):
+        role = self.t["Resources"][common.logical(function) + "Role"]
+        out = []
+        for pol in common.flat(role["Properties"]["Policies"]):
+            out.extend(common.statements(pol["PolicyDocument"]))
+        return out
+
+    def test_each_function_has_its_own_role(self):
+        roles = {
+            self.t["Resources"][common.logical(f) + "Function"]["Properties"]["Role"]["Fn::GetAtt"][0]
+            for f in common.FUNCTIONS
+        }
+        self.assertEqual(len(roles), 6)
+
+    def test_only_the_kubernetes_facing_functions_may_describe_clusters_and_only_the_named_ones(self):
+        for f in common.FUNCTIONS:
+            sts = [s for s in self.role_statements(f) if "eks:DescribeCluster" in common.as_list(s["Action"])]
+            with self.subTest(function=f):
+                if f in common.KUBE_FACING:
+                    self.assertEqual(len(sts), 1)
+                    self.assertEqual(sts[0]["Action"], "eks:DescribeCluster")
+                    self.assertEqual(sts[0]["Resource"], {"Ref": "ClusterArns"})
+                else:
+                    self.assertEqual(sts, [])
+
+    def test_s3_object_access_is_limited_to_the_state_prefix(self):
+        for f in common.FUNCTIONS:
+            for s in self.role_statements(f):
+                actions = common.as_list(s["Action"])
+                if not any(a.startswith("s3:") for a in actions):
+                    continue
+                with self.subTest(function=f, sid=s.get("Sid")):
+                    text = json.dumps(s["Resource"])
+                    if actions == ["s3:ListBucket"]:
+                        self.assertEqual(
+                            s["Condition"], {"StringLikeIfExists": {"s3:prefix": ["state/*"]}}
+                        )
+                        self.assertTrue(text.endswith(':::${ArtifactsBucketName}"}'), text)
+                    else:
+                        self.assertIn("${ArtifactsBucketName}/state/*", text)
+                        self.assertLessEqual(set(actions), {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"})
+
+    def test_only_rollback_and_cleanup_may_delete_state_and_only_health_check_reads_metrics(self):
+        for f in common.FUNCTIONS:
+            actions = {a for s in self.role_statements(f) for a in common.as_list(s["Action"])}
+            with self.subTest(function=f):
+                self.assertEqual("s3:DeleteObject" in actions, f in ("rollback", "cleanup"))
+                self.assertEqual("cloudwatch:GetMetricData" in actions, f == "health-check")
+
+    def test_each_function_writes_only_its_own_log_group(self):
+        for f in common.FUNCTIONS:
+            logs = [s for s in self.role_statements(f) if s.get("Sid") == "OwnLogGroup"]
+            with self.subTest(function=f):
+                self.assertEqual(len(logs), 1)
+                self.assertEqual(logs[0]["Resource"], {"Fn::GetAtt": [common.logical(f) + "LogGroup", "Arn"]})
+                fn = self.t["Resources"][common.logical(f) + "Function"]["Properties"]
+                self.assertEqual(fn["LoggingConfig"]["LogGroup"], {"Ref": common.logical(f) + "LogGroup"})
+
+    def test_the_state_machine_may_invoke_exactly_the_six_functions(self):
+        role = self.t["Resources"]["StateMachineRole"]["Properties"]
+        invoke = [
+            s
+            for p in common.flat(role["Policies"])
+            for s in common.statements(p["PolicyDocument"])
+            if "lambda:InvokeFunction" in common.as_list(s["Action"])
+        ]
+        self.assertEqual(len(invoke), 1)
+        self.assertEqual(invoke[0]["Action"], "lambda:InvokeFunction")
+        expected = []
+        for f in common.FUNCTIONS:
+            name = common.logical(f) + "Function"
+            expected += [{"Fn::GetAtt": [name, "Arn"]}, {"Fn::Sub": "${" + name + ".Arn}:*"}]
+        self.assertEqual(invoke[0]["Resource"], expected)
+
+
+class ClusterAccess(unittest.TestCase):
+    def test_access_entries_cover_exactly_the_kubernetes_facing_roles_with_no_access_policy(self):
+        t = common.load(common.CFN_DIR / "cluster-access.yaml")
+        shared = common.load(common.CFN_DIR / "shared.yaml")
+        entries = {n: r["Properties"] for n, r in t["Resources"].items() if r["Type"] == "AWS::EKS::AccessEntry"}
+        imported = set()
+        for props in entries.values():
+            self.assertNotIn("AccessPolicies", props)
+            self.assertEqual(props["KubernetesGroups"], [{"Ref": "KubernetesGroup"}])
+            self.assertEqual(props.get("Type", "STANDARD"), "STANDARD")
+            sub = props["PrincipalArn"]["Fn::ImportValue"]["Fn::Sub"]
+            imported.add(sub.replace("${SharedStackName}-", ""))
+        self.assertEqual(imported, {common.logical(f) + "RoleArn" for f in common.KUBE_FACING})
+        exports = {
+            o["Export"]["Name"]["Fn::Sub"].replace("${AWS::StackName}-", "")
+            for o in shared["Outputs"].values()
+            if "Export" in o
+        }
+        self.assertLessEqual(imported, exports)
+        self.assertNotIn("system:masters", json.dumps(t["Resources"]))
+
+    def test_rbac_is_one_namespaced_role_bound_to_the_access_entries_group_without_wildcards(self):
+        import yaml
+
+        docs = list(yaml.safe_load_all((common.CFN_DIR / "k8s-rbac.yaml").read_text()))
+        self.assertEqual([d["kind"] for d in docs], ["Role", "RoleBinding"])
+        role, binding = docs
+        for d in docs:
+            self.assertEqual(d["metadata"]["namespace"], "${KUBERNETES_NAMESPACE}")
+        self.assertEqual(binding["roleRef"], {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]})
+        self.assertEqual(binding["subjects"], [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "${KUBERNETES_GROUP}"}])
+        default_group = common.load(common.CFN_DIR / "cluster-access.yaml")["Parameters"]["KubernetesGroup"]["Default"]
+        self.assertEqual(default_group, "eks-canary-deployers")
+        allowed_verbs = {"get", "list", "create", "patch", "update", "delete"}
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs"):
+                self.assertNotIn("*", rule[field])
+            self.assertLessEqual(set(rule["verbs"]), allowed_verbs)
+            if "update" in rule["verbs"]:
+                # only route objects are replaced (optimistic concurrency on the weights)
+                self.assertLessEqual(set(rule["resources"]), {"virtualrouters", "httproutes", "grpcroutes"})
+            if rule["resources"] == ["pods"]:
+                self.assertEqual(rule["verbs"], ["get", "list"])
+        for forbidden in ("secrets", "configmaps", "clusterroles", "escalate", "bind", "impersonate"):
+            self.assertNotIn(forbidden, json.dumps(role["rules"]))
+
+
+if __name__ == "__main__":
+    unittest.main()
