@@ -162,11 +162,13 @@ class SharedStackRoles(unittest.TestCase):
                         self.assertIn("${ArtifactsBucketName}/state/*", text)
                         self.assertLessEqual(set(actions), {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"})
 
-    def test_only_rollback_and_cleanup_may_delete_state_and_only_health_check_reads_metrics(self):
+    def test_only_the_lock_takers_and_finishers_may_delete_state_and_only_health_check_reads_metrics(self):
+        # render-template deletes a stale abort marker (canary-store `begin`); rollback
+        # and cleanup delete it when they finish.
         for f in common.FUNCTIONS:
             actions = {a for s in self.role_statements(f) for a in common.as_list(s["Action"])}
             with self.subTest(function=f):
-                self.assertEqual("s3:DeleteObject" in actions, f in ("rollback", "cleanup"))
+                self.assertEqual("s3:DeleteObject" in actions, f in ("render-template", "rollback", "cleanup"))
                 self.assertEqual("cloudwatch:GetMetricData" in actions, f == "health-check")
 
     def test_each_function_writes_only_its_own_log_group(self):
