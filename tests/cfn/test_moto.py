@@ -117,7 +117,11 @@ class MotoStacks(unittest.TestCase):
         cls.s3 = session.client("s3", endpoint_url=cls.endpoint)
         cls.session = session
         cls.stack_outputs = {}
-        cls._create_all()
+        try:
+            cls._create_all()
+        except BaseException:
+            cls.tearDownClass()  # unittest skips tearDownClass when setUpClass fails
+            raise
 
     @classmethod
     def tearDownClass(cls):
