@@ -12,7 +12,7 @@ pub enum DefinitionError {
     /// A field is missing, has the wrong type or an invalid value.
     #[error("{at}: {message}")]
     Invalid {
-        /// Where: `StartAt`, `state \`X\``, `state \`X\` Retry[1]`, ...
+        /// Where: `StartAt`, a state, or a state's Retry or Catch clause.
         at: String,
         /// What is wrong, quoting the value.
         message: String,

@@ -135,8 +135,7 @@ impl Execution {
             .collect()
     }
 
-    /// The path with consecutive repeats of the same loop collapsed is often easier to
-    /// read; this returns the distinct state names in first-entered order.
+    /// The distinct states entered, in the order they were first entered.
     pub fn states_visited(&self) -> Vec<&str> {
         let mut seen: Vec<&str> = Vec::new();
         for state in self.path() {

@@ -247,8 +247,9 @@ impl World {
                 d.outcome = Some(Outcome {
                     status: OutcomeStatus::RolledBack,
                     reason: format!(
-                        "rolled back to version {:?} at {}%: {why}",
-                        d.stable_version, d.max_weight
+                        "rolled back to version {} at {}%: {why}",
+                        d.stable_version.unwrap_or(0),
+                        d.max_weight
                     ),
                 });
                 d.weight = 0;
@@ -369,6 +370,10 @@ async fn a_healthy_canary_goes_through_every_step_and_is_promoted() {
         execution.transitions < 70,
         "{} transitions",
         execution.transitions
+    );
+    eprintln!(
+        "yelb-appserver, healthy: {} state transitions, about {} AWS history events",
+        execution.transitions, execution.aws_history_events
     );
 }
 
