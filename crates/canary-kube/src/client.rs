@@ -202,6 +202,7 @@ pub async fn client_for_endpoint(
     namespace: &str,
     policy: &RequestPolicy,
 ) -> Result<kube::Client> {
+    check_ca(endpoint)?;
     // An in-memory kubeconfig lets kube-rs parse the CA bundle as it does for files.
     let doc = json!({
         "apiVersion": "v1",
@@ -218,6 +219,27 @@ pub async fn client_for_endpoint(
     });
     let kubeconfig: Kubeconfig = serde_json::from_value(doc).map_err(config_error)?;
     Ok(client_from_kubeconfig(kubeconfig, None, policy).await?.0)
+}
+
+/// Refuses a CA bundle that is not base64 of PEM certificates before any connection is
+/// tried (kube-rs would otherwise fall back to the system roots).
+fn check_ca(endpoint: &ClusterEndpoint) -> Result<()> {
+    use base64::Engine;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(endpoint.ca_data.trim())
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    if pem.contains("-----BEGIN CERTIFICATE-----") {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            message: format!(
+                "certificateAuthority.data of EKS cluster `{}` is not base64 of a PEM certificate",
+                endpoint.name
+            ),
+        })
+    }
 }
 
 /// The pipeline's handle on one cluster: a client source, the request policy and the

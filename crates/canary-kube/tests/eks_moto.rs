@@ -1,0 +1,124 @@
+//! DescribeCluster against a real peer nobody here wrote: moto_server on loopback.
+//! The cluster is created through the EKS API (aws-sdk-eks `CreateCluster`), then
+//! described through our code. moto's CA is random bytes, not PEM, so building a kube
+//! client from it must fail with a clear configuration error, not a panic.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use canary_kube::{Cluster, Error, RequestPolicy};
+
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts moto_server on a free loopback port; `None` when it is not installed.
+fn start_moto() -> Option<Moto> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .ok()?
+        .port();
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let moto = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(moto);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[tokio::test]
+async fn describe_cluster_returns_the_endpoint_and_ca_that_eks_create_cluster_recorded()
+-> Result<(), Box<dyn std::error::Error>> {
+    let Some(moto) = start_moto() else {
+        eprintln!(
+            "SKIPPED: moto_server is not installed or did not start (pip install 'moto[server]')"
+        );
+        return Ok(());
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            None,
+            "test",
+        )))
+        .endpoint_url(&moto.url)
+        .load()
+        .await;
+    let eks = aws_sdk_eks::Client::new(&sdk);
+    eks.create_cluster()
+        .name("canary-demo")
+        .role_arn("arn:aws:iam::123456789012:role/eks")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-12345")
+                .build(),
+        )
+        .send()
+        .await?;
+
+    let endpoint = canary_kube::describe_cluster(&eks, "canary-demo").await?;
+    assert_eq!(endpoint.name, "canary-demo");
+    assert!(
+        endpoint.endpoint.starts_with("https://")
+            && endpoint.endpoint.contains("eu-west-1.eks.amazonaws.com")
+    );
+    assert!(!endpoint.ca_data.is_empty());
+    println!(
+        "moto: {} CA {} bytes (base64)",
+        endpoint.endpoint,
+        endpoint.ca_data.len()
+    );
+
+    let missing = canary_kube::describe_cluster(&eks, "no-such-cluster").await;
+    assert!(
+        matches!(&missing, Err(e @ Error::DescribeCluster { transient: false, message, .. })
+            if message.contains("ResourceNotFound") && e.error_type() == "KubeError"),
+        "{missing:?}"
+    );
+
+    // The whole connection: DescribeCluster, then a token-authenticated client on first use.
+    let policy = RequestPolicy {
+        timeout: Duration::from_secs(2),
+        attempts: 1,
+        backoff: Duration::from_millis(10),
+    };
+    let cluster = Cluster::connect_eks(&sdk, "canary-demo", "yelb", policy).await?;
+    assert_eq!(cluster.namespace(), "yelb");
+    let got = cluster.get("v1", "Service", "yelb", "x").await;
+    assert!(
+        matches!(&got, Err(Error::Config { .. })),
+        "moto's CA is not PEM: {got:?}"
+    );
+    assert_eq!(
+        cluster.stats().requests,
+        0,
+        "no request can be sent without a client"
+    );
+    Ok(())
+}
