@@ -26,6 +26,8 @@ pub const READY_POLL_SECONDS: u64 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Next {
+    /// deploy-canary applies the rendered objects (set by render-template).
+    Apply,
     /// Wait `wait_seconds`, then ask deploy-canary again whether the new version is ready.
     WaitReady,
     /// Move to the next weight of the schedule now.
@@ -148,7 +150,7 @@ impl Deployment {
 
     /// After shift-weights applied `self.schedule[self.step]` at time `now`.
     pub fn after_shift(&mut self, spec: &DeploySpec, now: i64) {
-        self.weight = self.schedule[self.step.min(self.schedule.len() - 1)];
+        self.weight = self.next_weight().unwrap_or(100);
         self.max_weight = self.max_weight.max(self.weight);
         self.step += 1;
         self.step_started_at = Some(now);
