@@ -7,7 +7,8 @@
 //! (with `.$` keys reading the input or the context object `$$`), ResultSelector,
 //! ResultPath (including `null` and nested paths) and OutputPath; Retry (with
 //! `MaxDelaySeconds`; `JitterStrategy` is accepted and ignored, so runs are
-//! deterministic) and Catch; Task `TimeoutSeconds`; the execution's `TimeoutSeconds`.
+//! deterministic) and Catch; Task `TimeoutSeconds` (`HeartbeatSeconds` is accepted and
+//! ignored); the execution's `TimeoutSeconds`.
 //! JSONPath: `$`, `$.a.b`, `$.a[0]`, `$['a']` and the context object `$$.…`.
 //! Not supported (rejected by [`Executor::new`]): Map and Parallel states, intrinsic
 //! functions, JSONata.
