@@ -166,7 +166,7 @@ impl World {
             checks: 0,
             holds: 0,
             verdict: None,
-            next: Next::Shift,
+            next: Next::Apply,
             wait_seconds: 0,
             outcome: None,
         };
@@ -209,7 +209,13 @@ impl World {
                     d.after_ready_probe(false);
                 }
             }
-            DEPLOY => d.after_apply(),
+            DEPLOY if d.next == Next::Apply => d.after_apply(),
+            DEPLOY => {
+                return Err(internal(format!(
+                    "deploy-canary called with next {:?}",
+                    d.next
+                )));
+            }
             SHIFT => d.after_shift(&spec, now),
             HEALTH => {
                 let unhealthy = self.script.unhealthy_at_step.is_some_and(|s| d.step >= s);
