@@ -330,11 +330,12 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
             (Some(Value::Array(live)), Value::Array(items)) => {
                 let all_objects = items.iter().all(Value::is_object);
                 let known = MERGE_LISTS.contains(&k.as_str()) || order.is_some();
-                if all_objects && known {
-                    if let Some(key) = merge_key_of(items) {
-                        *live = merge_list_by_key(live, items, key, order);
-                        continue;
-                    }
+                if all_objects
+                    && known
+                    && let Some(key) = merge_key_of(items)
+                {
+                    *live = merge_list_by_key(live, items, key, order);
+                    continue;
                 }
                 if order.is_some() && !all_objects {
                     for item in items {

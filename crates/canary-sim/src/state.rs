@@ -18,6 +18,11 @@ use crate::traffic::{self, TargetInfo, TrafficSnapshot, WeightChange};
 use crate::util::{rfc3339, safe_suffix, stable_hash};
 use crate::workloads::{self, OWNER_ANNOTATION, Track};
 
+/// (namespace, service) of a route.
+type RouteKey = (String, String);
+/// Target names and weights.
+type Weights = Vec<(String, u64)>;
+
 /// Where an object lives: (group, plural, namespace or "", name).
 pub(crate) type Key = (String, String, String, String);
 
@@ -1155,7 +1160,7 @@ impl State {
             rates: self.traffic_rates.clone(),
             ..TrafficSnapshot::default()
         };
-        let mut by_prefix: Vec<((String, String), Vec<(String, u64)>)> = Vec::new();
+        let mut by_prefix: Vec<(RouteKey, Weights)> = Vec::new();
         for ((g, p, ns, name), obj) in &self.objects {
             let is_route_obj = (g == "appmesh.k8s.aws" && p == "virtualrouters")
                 || (g == "gateway.networking.k8s.io" && (p == "httproutes" || p == "grpcroutes"));
