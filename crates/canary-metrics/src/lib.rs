@@ -1,0 +1,84 @@
+//! Health metrics for a canary: the [`MetricsSource`] trait (one implementation per
+//! metrics backend), the CloudWatch implementation ([`cloudwatch::CloudWatchMetrics`]),
+//! a fixed source for tests ([`StaticMetrics`]), and [`check`], which queries a source
+//! for one health-check window and hands the numbers to `canary_core::verdict::judge`.
+//!
+//! The maths lives in canary-core; this crate only fetches numbers. A source returns
+//! datapoint values, never a verdict: "no datapoints" is an empty list, which the
+//! verdict maths reads as the original design did (no errors) unless the user set
+//! `min_request_count`, in which case `no_data` decides.
+
+pub mod cloudwatch;
+mod error;
+mod query;
+
+use async_trait::async_trait;
+use canary_core::{DeploySpec, Observation, Verdict};
+
+pub use error::MetricsError;
+pub use query::{DEFAULT_PERIOD_SECONDS, HealthQuery};
+
+/// A backend that can count a service's 5xx and 2xx responses over a window.
+#[async_trait]
+pub trait MetricsSource: Send + Sync + std::fmt::Debug {
+    /// The datapoints of the window. `successes` is `Some` exactly when
+    /// `q.need_requests` is set.
+    async fn observe(&self, q: &HealthQuery) -> Result<Observation, MetricsError>;
+}
+
+/// Runs one health check at `now_secs` (Unix seconds): queries `source` for the window
+/// of `spec.failure_threshold_time` seconds ending now and judges the numbers.
+pub async fn check(
+    source: &dyn MetricsSource,
+    spec: &DeploySpec,
+    canary_version: u32,
+    now_secs: i64,
+) -> Result<Verdict, MetricsError> {
+    let q = HealthQuery::for_check(spec, canary_version, now_secs);
+    let obs = source.observe(&q).await?;
+    let verdict = canary_core::verdict::judge(
+        &q.health,
+        spec.failure_threshold_value,
+        q.window_seconds(),
+        q.judged_version(),
+        &obs,
+    );
+    tracing::info!(
+        service = %q.service,
+        canary_version,
+        status = ?verdict.status,
+        errors = verdict.errors,
+        requests = ?verdict.requests,
+        reason = %verdict.reason,
+        "health check"
+    );
+    Ok(verdict)
+}
+
+/// A source that returns the same observation for every query (for tests and dry runs).
+/// Without success values it still answers `Some(vec![])` when requests are needed, as a
+/// real backend with no datapoints would.
+#[derive(Debug, Clone, Default)]
+pub struct StaticMetrics {
+    /// Error (5xx) datapoint values.
+    pub errors: Vec<f64>,
+    /// Success (2xx) datapoint values.
+    pub successes: Vec<f64>,
+}
+
+impl StaticMetrics {
+    /// A source that answers `errors` and `successes`.
+    pub fn new(errors: Vec<f64>, successes: Vec<f64>) -> Self {
+        Self { errors, successes }
+    }
+}
+
+#[async_trait]
+impl MetricsSource for StaticMetrics {
+    async fn observe(&self, q: &HealthQuery) -> Result<Observation, MetricsError> {
+        Ok(Observation {
+            errors: self.errors.clone(),
+            successes: q.need_requests.then(|| self.successes.clone()),
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! Deployment state in S3 (the shared stack's bucket): each service's stable version
+//! and image, a version counter that never goes back, the history of deployments, the
+//! rendered manifest of each version, the per-service lock and the abort marker.
+//!
+//! [`DeploymentStore`] holds the logic; it is written against the narrow
+//! [`ObjectStore`] trait, implemented on S3 ([`S3Objects`], aws-sdk-s3) and in memory
+//! ([`MemoryObjects`], same conditional semantics, for tests and local runs).
+//!
+//! # S3 layout
+//!
+//! Keys live under an optional prefix ([`DeploymentStore::with_prefix`]), then
+//! `<cluster>/<namespace>/<service>/`:
+//!
+//! | key | written by | content |
+//! |---|---|---|
+//! | `state.json` | `begin`, `finish_*` (conditional `If-Match` read-modify-write) | [`State`] |
+//! | `history/<version>.json` | `begin`, `record_progress`, `finish_*` | [`Record`], one per deployment, keyed by version |
+//! | `manifests/<version>.yaml` | `put_manifest` | the rendered template of that version |
+//! | `lock.json` | `take_lock` (`If-None-Match: *`, or `If-Match` over a released marker), `release_lock` / `break_lock` (`If-Match: <token>`) | held or released marker |
+//! | `abort.json` | `request_abort` (`canary abort`); deleted by `begin` and `finish_*` | [`Abort`] |
+//!
+//! Times are Unix seconds. The JSON shapes:
+//!
+//! ```json
+//! // state.json
+//! {"stable_version": 3, "stable_image": "repo/app:3", "version_counter": 4, "updated_at": 1767225600,
+//!  "in_progress": {"execution": "arn:...:exec-7", "version": 4, "image": "repo/app:4", "started_at": 1767225600}}
+//! // history/4.json
+//! {"version": 4, "execution": "arn:...:exec-7", "image": "repo/app:4",
+//!  "previous_version": 3, "previous_image": "repo/app:3",
+//!  "started_at": 1767225600, "ended_at": 1767226800,
+//!  "outcome": {"status": "rolled_back", "reason": "12 errors over 600 s (4 datapoints): more than failure_threshold_value 0"},
+//!  "weight": 0, "max_weight": 20,
+//!  "verdicts": [{"status": "unhealthy", "errors": 12.0, "window_seconds": 600, "datapoints": 4, "reason": "..."}],
+//!  "manifest_key": "c1/yelb/yelb-appserver/manifests/4.yaml", "updated_at": 1767226800}
+//! // lock.json while held, then after release (or `canary unlock`: "by": "unlock by <who>")
+//! {"state": "held", "execution": "arn:...:exec-7", "since": 1767225600, "nonce": "..."}
+//! {"state": "released", "execution": "arn:...:exec-7", "at": 1767226800, "by": "arn:...:exec-7"}
+//! // abort.json
+//! {"by": "alice", "reason": "bad release", "at": 1767226000}
+//! ```
+//!
+//! # The lock
+//!
+//! The lock token is the ETag of the `lock.json` that `take_lock` wrote. `lock.json` is
+//! never deleted: releasing writes a "released" marker with `If-Match: <token>`, so a
+//! release can tell "I released it already" (idempotent) from "someone broke or took
+//! it" ([`StoreError::LockLost`]). Taking a released lock is an `If-Match` on the marker;
+//! taking an absent one is `If-None-Match: *`. Either way exactly one of two concurrent
+//! takers wins; the other reads the holder and fails with [`StoreError::Locked`], having
+//! written nothing. The execution that holds the lock may take it again (a retried
+//! render-template) and gets the same token.
+//!
+//! # A deployment's calls
+//!
+//! `take_lock` → `begin` (new version = counter + 1; retried by the same execution: the
+//! same version) → `put_manifest` → `record_progress` (each shift / check) →
+//! `finish_promoted` or `finish_rolled_back`, which write the record and the state,
+//! clear the abort marker and **release the lock** (the caller does not). Every step is
+//! safe to retry.
+
+mod error;
+mod objects;
+mod s3;
+mod store;
+
+pub use error::StoreError;
+pub use objects::{MemoryObjects, Object, ObjectStore, PutCondition, PutResult};
+pub use s3::S3Objects;
+pub use store::{
+    Abort, Begin, DeploymentStore, Finish, InProgress, LockInfo, MAX_VERDICTS, Record, ServiceRef,
+    State, Status,
+};
