@@ -17,13 +17,18 @@
 //!   patch), delete and deletecollection, `dryRun`, the `status` subresource;
 //! - `Status` error bodies; uid, a global monotonic resourceVersion, generation.
 //!
-//! Not served: watch (answered 405), protobuf, authentication (any token is accepted),
+//! - watch on collections (polled every 50 ms; see the `watcher` module for what is
+//!   simplified).
+//!
+//! Not served: protobuf, authentication (any token is accepted),
 //! admission. Namespaces need not exist before objects are created in them.
 //!
 //! Deployments become ready `ready_delay` after each spec change, measured on the
 //! configured [`Clock`]; an image marked bad keeps them unready, with Pods that say why.
 //! Traffic is simulated per service and split by the route weights over time (see
 //! [`MetricsQuery`] and the `traffic` rules). Faults can be injected per request.
+
+#![warn(missing_docs)]
 
 mod error;
 mod faults;
@@ -36,6 +41,7 @@ mod state;
 mod table;
 mod traffic;
 mod util;
+mod watcher;
 mod workloads;
 
 use std::net::SocketAddr;

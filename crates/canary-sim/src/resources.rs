@@ -272,7 +272,9 @@ pub fn lookup(api_version: &str, kind_or_plural: &str) -> Option<&'static Resour
 }
 
 fn verbs(has_deletecollection: bool) -> Value {
-    let mut v = vec!["create", "delete", "get", "list", "patch", "update"];
+    let mut v = vec![
+        "create", "delete", "get", "list", "patch", "update", "watch",
+    ];
     if has_deletecollection {
         v.insert(2, "deletecollection");
     }

@@ -22,6 +22,7 @@ use crate::resources::{self, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::state::{Part, PatchType, State as Cluster, WriteOptions};
 use crate::table;
+use crate::watcher::Watch;
 
 /// How long a hanging fault holds its request.
 const HANG: Duration = Duration::from_secs(3600);
@@ -137,6 +138,12 @@ async fn handle(
         headers: &headers,
         body: &body,
     };
+    let watching = request
+        .param("watch")
+        .is_some_and(|w| w == "true" || w == "1");
+    if method == Method::GET && watching {
+        return watch_response(&ctx, &request).unwrap_or_else(|e| error_response(&e));
+    }
     let result = ctx
         .sim
         .with_state(|state| dispatch(state, &request, &ctx.server_address));
@@ -320,6 +327,53 @@ fn method_not_allowed(method: &Method, path: &str) -> ApiError {
     }
 }
 
+/// The resource target of a path under `/api/v1` or `/apis/<group>/<version>`.
+fn parse_target(path: &str) -> Result<Target, ApiError> {
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match segments.as_slice() {
+        ["api", version, rest @ ..] if !rest.is_empty() => resource_target("", version, rest, path),
+        ["apis", group, version, rest @ ..] if !rest.is_empty() => {
+            resource_target(group, version, rest, path)
+        }
+        _ => Err(unknown_resource(path)),
+    }
+}
+
+/// `GET <collection>?watch=true`: a streaming response of watch events.
+fn watch_response(ctx: &Ctx, req: &Request<'_>) -> Result<Response, ApiError> {
+    let Target::Collection { rt, namespace } = parse_target(req.path)? else {
+        return Err(ApiError::MethodNotAllowed {
+            message: "watch a collection (with fieldSelector=metadata.name=NAME for one object)"
+                .into(),
+        });
+    };
+    let (labels, fields) = req.selectors()?;
+    let timeout = req
+        .param("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map_or(Duration::from_secs(1800), Duration::from_secs);
+    let stream = Watch::new(
+        ctx.sim.clone(),
+        rt,
+        namespace,
+        labels,
+        fields,
+        req.param("resourceVersion"),
+        timeout,
+        ctx.shutdown.clone(),
+    );
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        stream.into_body(),
+    )
+        .into_response())
+}
+
 fn dispatch(
     state: &mut Cluster,
     req: &Request<'_>,
@@ -350,15 +404,7 @@ fn dispatch(
         }
         _ => {}
     }
-    let target = match segments.as_slice() {
-        ["api", version, rest @ ..] if !rest.is_empty() => {
-            resource_target("", version, rest, req.path)?
-        }
-        ["apis", group, version, rest @ ..] if !rest.is_empty() => {
-            resource_target(group, version, rest, req.path)?
-        }
-        _ => return Err(unknown_resource(req.path)),
-    };
+    let target = parse_target(req.path)?;
     match target {
         Target::Collection { rt, namespace } => collection(state, req, rt, namespace.as_deref()),
         Target::Object {
@@ -394,13 +440,6 @@ fn collection(
 ) -> Result<Reply, ApiError> {
     match *req.method {
         Method::GET => {
-            if req.param("watch").is_some_and(|w| w == "true" || w == "1") {
-                return Err(ApiError::MethodNotAllowed {
-                    message:
-                        "watch is not supported by the simulated cluster; poll with list or get"
-                            .into(),
-                });
-            }
             let (labels, fields) = req.selectors()?;
             let items = state.list(rt, namespace, &labels, &fields);
             let rv = state.resource_version();

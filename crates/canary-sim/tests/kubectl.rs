@@ -105,7 +105,33 @@ async fn kubectl_applies_gets_and_deletes_a_rendered_seed_template() {
         "{}",
         text(&got)
     );
+    // `kubectl rollout status` watches until the clock passes the delay.
+    let rollout = tokio::spawn({
+        let kubeconfig = kubeconfig.clone();
+        async move {
+            kubectl(
+                &kubeconfig,
+                &[
+                    "rollout",
+                    "status",
+                    "deployment/yelb-appserver-1",
+                    "-n",
+                    "yelb",
+                    "--timeout=30s",
+                ],
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
     clock.set(common::T0 + 2_000);
+    let rolled = rollout.await.unwrap();
+    assert!(rolled.status.success(), "{}", text(&rolled));
+    assert!(
+        String::from_utf8_lossy(&rolled.stdout).contains("successfully rolled out"),
+        "{}",
+        text(&rolled)
+    );
     let got = kubectl(&kubeconfig, &["get", "deployments", "-n", "yelb"]).await;
     assert!(
         String::from_utf8_lossy(&got.stdout).contains("1/1"),

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use canary_core::clock::Clock;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 
 fn is_ready(d: &Deployment) -> bool {
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -175,4 +176,53 @@ async fn a_ready_deployment_has_running_ready_pods() {
         assert_eq!(status.phase.as_deref(), Some("Running"));
         assert!(status.container_statuses.unwrap()[0].ready);
     }
+}
+
+#[tokio::test]
+async fn a_watch_sees_a_deployment_become_ready_and_go_away() {
+    let (_sim, server, clock) = common::start_manual(Duration::from_secs(5)).await;
+    let client = common::client(&server, "default").await;
+    let api: Api<Deployment> = Api::namespaced(client, "w");
+    let manifest = common::deployment("web-1", "web:1", &[("app", "web")]);
+    api.patch(
+        "web-1",
+        &PatchParams::apply("t").force(),
+        &Patch::Apply(&manifest),
+    )
+    .await
+    .unwrap();
+    let list = api.list(&ListParams::default()).await.unwrap();
+    let rv = list.metadata.resource_version.unwrap();
+    let params = WatchParams::default()
+        .fields("metadata.name=web-1")
+        .timeout(20);
+    let mut events = api.watch(&params, &rv).await.unwrap().boxed();
+
+    clock.set(common::T0 + 5_000);
+    let ready = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(event) = events.next().await {
+            if let WatchEvent::Modified(d) = event.unwrap()
+                && is_ready(&d)
+            {
+                return d;
+            }
+        }
+        panic!("the watch ended before the Deployment was ready");
+    })
+    .await
+    .expect("a MODIFIED event with the ready Deployment");
+    assert_eq!(ready.metadata.name.as_deref(), Some("web-1"));
+
+    api.delete("web-1", &Default::default()).await.unwrap();
+    let deleted = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(event) = events.next().await {
+            if let WatchEvent::Deleted(d) = event.unwrap() {
+                return d;
+            }
+        }
+        panic!("the watch ended before the deletion");
+    })
+    .await
+    .expect("a DELETED event");
+    assert_eq!(deleted.metadata.name.as_deref(), Some("web-1"));
 }
