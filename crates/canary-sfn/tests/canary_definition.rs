@@ -399,8 +399,8 @@ async fn an_unhealthy_canary_is_rolled_back_at_the_third_step() {
     assert_eq!(count(&execution, "ShiftWeights"), 3);
     assert_eq!(count(&execution, "HealthCheck"), 3);
     assert_eq!(
-        tail(&execution, 4),
-        vec!["HealthCheck", "WhatNext", "Rollback", "RolledBack"]
+        tail(&execution, 5),
+        vec!["HealthCheck", "WhatNext", "Rollback", "AfterRollback", "RolledBack"]
     );
     assert_eq!(count(&execution, "Cleanup"), 0);
 }
@@ -419,8 +419,8 @@ async fn a_canary_that_never_becomes_ready_is_rolled_back_after_its_deadline() {
     // ready_timeout 600 s, polled every 10 s: the 60th probe is at the deadline.
     assert_eq!(count(&execution, "CheckReadiness"), 60);
     assert_eq!(
-        tail(&execution, 3),
-        vec!["CheckReadiness", "Rollback", "RolledBack"]
+        tail(&execution, 4),
+        vec!["CheckReadiness", "Rollback", "AfterRollback", "RolledBack"]
     );
 }
 
@@ -468,8 +468,8 @@ async fn a_task_that_always_fails_ends_in_rollback() {
     );
     assert!(cause.contains("injected KubeError"), "{cause}");
     assert_eq!(
-        tail(&execution, 3),
-        vec!["ShiftWeights", "Rollback", "RolledBack"]
+        tail(&execution, 4),
+        vec!["ShiftWeights", "Rollback", "AfterRollback", "RolledBack"]
     );
     // A transient error is retried four times first.
     let execution = run(Script {
@@ -480,8 +480,8 @@ async fn a_task_that_always_fails_ends_in_rollback() {
     assert_eq!(failure(&execution).0, "RolledBack");
     assert_eq!(execution.attempts("HealthCheck"), 5);
     assert_eq!(
-        tail(&execution, 3),
-        vec!["HealthCheck", "Rollback", "RolledBack"]
+        tail(&execution, 4),
+        vec!["HealthCheck", "Rollback", "AfterRollback", "RolledBack"]
     );
 }
 
@@ -552,7 +552,7 @@ async fn a_rollback_that_fails_twice_is_retried_until_it_finishes() {
     .await;
     assert_eq!(failure(&execution).0, "RolledBack");
     assert_eq!(execution.attempts("Rollback"), 3);
-    assert_eq!(tail(&execution, 2), vec!["Rollback", "RolledBack"]);
+    assert_eq!(tail(&execution, 3), vec!["Rollback", "AfterRollback", "RolledBack"]);
 }
 
 #[tokio::test]
@@ -582,8 +582,8 @@ async fn a_failing_cleanup_ends_in_rollback() {
     .await;
     assert_eq!(failure(&execution).0, "RolledBack");
     assert_eq!(
-        tail(&execution, 3),
-        vec!["Cleanup", "Rollback", "RolledBack"]
+        tail(&execution, 4),
+        vec!["Cleanup", "Rollback", "AfterRollback", "RolledBack"]
     );
 }
 
@@ -598,8 +598,8 @@ async fn an_unknown_next_from_a_task_is_treated_as_a_bug_and_rolled_back() {
     assert_eq!(error, "RolledBack");
     assert!(cause.contains("does not handle"), "{cause}");
     assert_eq!(
-        tail(&execution, 4),
-        vec!["WhatNext", "UnexpectedNext", "Rollback", "RolledBack"]
+        tail(&execution, 5),
+        vec!["WhatNext", "UnexpectedNext", "Rollback", "AfterRollback", "RolledBack"]
     );
 }
 
