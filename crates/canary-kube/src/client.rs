@@ -337,6 +337,17 @@ impl Cluster {
         ))
     }
 
+    /// [`Cluster::connect_eks`] with the AWS configuration of the environment
+    /// (`AWS_REGION`, `AWS_ENDPOINT_URL`, the credential chain), as a Lambda has it.
+    pub async fn connect_eks_from_env(
+        cluster_name: &str,
+        namespace: &str,
+        policy: RequestPolicy,
+    ) -> Result<Self> {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::connect_eks(&sdk, cluster_name, namespace, policy).await
+    }
+
     /// The namespace used for objects that name none.
     pub fn namespace(&self) -> &str {
         &self.inner.namespace

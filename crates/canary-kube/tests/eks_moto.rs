@@ -122,3 +122,80 @@ async fn describe_cluster_returns_the_endpoint_and_ca_that_eks_create_cluster_re
     );
     Ok(())
 }
+
+/// Set in the child process that runs with the AWS environment variables.
+const CHILD: &str = "CANARY_KUBE_MOTO_CHILD";
+
+#[tokio::test]
+async fn connecting_from_the_environment_honours_aws_endpoint_url_and_region()
+-> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os(CHILD).is_some() {
+        // The child: everything comes from the environment the parent set.
+        let policy = RequestPolicy {
+            timeout: Duration::from_secs(2),
+            attempts: 1,
+            backoff: Duration::from_millis(10),
+        };
+        let cluster = Cluster::connect_eks_from_env("env-demo", "yelb", policy).await?;
+        assert_eq!(cluster.namespace(), "yelb");
+        let missing = Cluster::connect_eks_from_env("not-there", "yelb", policy).await;
+        assert!(
+            matches!(&missing, Err(Error::DescribeCluster { .. })),
+            "{missing:?}"
+        );
+        return Ok(());
+    }
+    let Some(moto) = start_moto() else {
+        eprintln!(
+            "SKIPPED: moto_server is not installed or did not start (pip install 'moto[server]')"
+        );
+        return Ok(());
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-west-2"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            None,
+            "test",
+        )))
+        .endpoint_url(&moto.url)
+        .load()
+        .await;
+    aws_sdk_eks::Client::new(&sdk)
+        .create_cluster()
+        .name("env-demo")
+        .role_arn("arn:aws:iam::123456789012:role/eks")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-1")
+                .build(),
+        )
+        .send()
+        .await?;
+    // Run this same test in a child process with only the environment to go by.
+    let mut child = Command::new(std::env::current_exe()?);
+    child
+        .args([
+            "--exact",
+            "connecting_from_the_environment_honours_aws_endpoint_url_and_region",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_REGION", "us-west-2")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let out = child.output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
