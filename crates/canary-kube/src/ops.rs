@@ -405,7 +405,8 @@ fn int(v: &Value) -> Option<i64> {
     v.as_i64()
 }
 
-/// Ready: observed the latest generation, and updated = ready = available = desired.
+/// Ready: observed the latest generation, updated = ready = available = desired, and no
+/// old replicas left over (as `kubectl rollout status` waits for).
 pub fn deployment_is_ready(d: &Value) -> bool {
     let status = &d["status"];
     let generation = int(&d["metadata"]["generation"]).unwrap_or(0);
