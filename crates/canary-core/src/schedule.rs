@@ -96,7 +96,20 @@ pub struct Plan {
     /// The original design's worst case at the same settings: a whole `wait_time` plus a
     /// metric period, and a failure after the shift to 100% was never noticed.
     pub original_worst_unnoticed_secs: u64,
+    /// Health checks in the whole deployment.
+    pub checks: u64,
+    /// Step Functions history events of the longest successful run (every readiness poll
+    /// until `ready_timeout`, every check), an upper estimate.
+    pub history_events: u64,
 }
+
+/// Step Functions history events per loop of the state machine: a Wait state (entered,
+/// exited), a Lambda task (entered, scheduled, started, succeeded, exited) and the
+/// Choice after it (entered, exited).
+pub const EVENTS_PER_LOOP: u64 = 9;
+
+/// Step Functions' limit of history events per Standard execution.
+pub const MAX_HISTORY_EVENTS: u64 = 25_000;
 
 /// The plan of a canary deployment (not a first deployment, which goes straight to 100%).
 pub fn plan(spec: &DeploySpec) -> Plan {
@@ -119,7 +132,16 @@ pub fn plan(spec: &DeploySpec) -> Plan {
         at += hold;
     }
     let time_to_full_secs = steps.last().map_or(0, |s| s.at_secs);
+    let checks: u64 = steps.iter().map(|s| s.checks).sum();
+    let ready_polls = spec
+        .ready_timeout
+        .div_ceil(crate::execution::READY_POLL_SECONDS);
+    let shifts = steps.len() as u64;
+    // Start, render, deploy, the loops, cleanup, end: a fixed part and a part per loop.
+    let history_events = 20 + EVENTS_PER_LOOP * (checks + ready_polls + shifts);
     Plan {
+        checks,
+        history_events,
         steps,
         time_to_full_secs,
         total_secs: at,

@@ -575,29 +575,57 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
             Some(wait_time),
             Some(container_image),
             Some(template),
-        ) if percentage_step.is_some() || steps.is_some() => Ok(DeploySpec {
-            cluster_name,
-            kubernetes_namespace,
-            microservice_name,
-            percentage_step,
-            steps,
-            wait_time,
-            failure_threshold_value,
-            failure_threshold_time,
-            container_image,
-            template,
-            traffic_provider,
-            check_interval,
-            bake_time,
-            ready_timeout,
-            health,
-        }),
+        ) if percentage_step.is_some() || steps.is_some() => {
+            let spec = DeploySpec {
+                cluster_name,
+                kubernetes_namespace,
+                microservice_name,
+                percentage_step,
+                steps,
+                wait_time,
+                failure_threshold_value,
+                failure_threshold_time,
+                container_image,
+                template,
+                traffic_provider,
+                check_interval,
+                bake_time,
+                ready_timeout,
+                health,
+            };
+            check_history_limit(&spec, map.get("check_interval"))?;
+            Ok(spec)
+        }
         _ => Err(ValidationErrors(vec![FieldError::new(
             "deploy.json",
             None,
             "is incomplete",
         )])),
     }
+}
+
+/// A deployment must fit in one Step Functions execution's history.
+fn check_history_limit(
+    spec: &DeploySpec,
+    check_interval: Option<&Value>,
+) -> Result<(), ValidationErrors> {
+    let plan = crate::schedule::plan(spec);
+    if plan.history_events <= crate::schedule::MAX_HISTORY_EVENTS {
+        return Ok(());
+    }
+    Err(ValidationErrors(vec![FieldError::new(
+        "check_interval",
+        check_interval,
+        format!(
+            "with wait_time {} s, bake_time {} s and checks every {} s, a deployment runs {} health checks (about {} Step Functions history events; an execution may have {}): check less often or shorten the steps",
+            spec.wait_time,
+            spec.bake_time(),
+            spec.check_interval(),
+            plan.checks,
+            plan.history_events,
+            crate::schedule::MAX_HISTORY_EVENTS
+        ),
+    )]))
 }
 
 fn near(value: &str, choices: &[&str]) -> String {
