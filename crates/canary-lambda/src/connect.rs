@@ -30,7 +30,11 @@ pub struct EksConnector {
 impl EksConnector {
     /// A connector using `sdk`'s region and credentials.
     pub fn new(sdk: aws_config::SdkConfig, policy: RequestPolicy) -> Self {
-        Self { sdk, policy, cache: Mutex::new(HashMap::new()) }
+        Self {
+            sdk,
+            policy,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -54,7 +58,11 @@ pub struct FixedCluster(pub Cluster);
 
 #[async_trait]
 impl ClusterConnector for FixedCluster {
-    async fn connect(&self, _cluster_name: &str, _namespace: &str) -> Result<Cluster, HandlerError> {
+    async fn connect(
+        &self,
+        _cluster_name: &str,
+        _namespace: &str,
+    ) -> Result<Cluster, HandlerError> {
         Ok(self.0.clone())
     }
 }

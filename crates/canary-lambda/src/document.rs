@@ -4,7 +4,7 @@
 
 use canary_core::execution::{DEPLOYMENT_KEY, ERROR_KEY};
 use canary_core::render::{self, RenderParams};
-use canary_core::{Deployment, DeploySpec, ExecutionDocument, Rendered, labels};
+use canary_core::{DeploySpec, Deployment, ExecutionDocument, Rendered, labels};
 use canary_kube::{Backend, Cluster, TrafficRouter, router_for};
 use canary_store::{DeploymentStore, ServiceRef};
 use serde_json::{Map, Value};
@@ -29,7 +29,12 @@ impl Task {
     /// render-template).
     pub fn from_value(value: Value) -> Result<Self, HandlerError> {
         let error = value.get(ERROR_KEY).map(|e| {
-            let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let text = |k: &str| {
+                e.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             (text("Error"), text("Cause"))
         });
         let doc = ExecutionDocument::from_value(value).map_err(HandlerError::invalid)?;
@@ -39,12 +44,21 @@ impl Task {
             )));
         };
         let spec = DeploySpec::parse(&Value::Object(doc.spec.clone()), None)?;
-        Ok(Self { spec, raw: doc.spec, deployment, error })
+        Ok(Self {
+            spec,
+            raw: doc.spec,
+            deployment,
+            error,
+        })
     }
 
     /// The document for the next state.
     pub fn into_value(self) -> Value {
-        ExecutionDocument { spec: self.raw, deployment: Some(self.deployment) }.to_value()
+        ExecutionDocument {
+            spec: self.raw,
+            deployment: Some(self.deployment),
+        }
+        .to_value()
     }
 
     /// The service, as the record store names it.
@@ -59,12 +73,19 @@ impl Task {
 
     /// The cluster of this deployment.
     pub async fn cluster(&self, services: &Services) -> Result<Cluster, HandlerError> {
-        services.clusters.connect(&self.spec.cluster_name, &self.spec.kubernetes_namespace).await
+        services
+            .clusters
+            .connect(&self.spec.cluster_name, &self.spec.kubernetes_namespace)
+            .await
     }
 
     /// The router of this deployment's provider.
     pub fn router(&self, cluster: Cluster) -> Box<dyn TrafficRouter> {
-        router_for(self.deployment.provider, cluster, &self.spec.kubernetes_namespace)
+        router_for(
+            self.deployment.provider,
+            cluster,
+            &self.spec.kubernetes_namespace,
+        )
     }
 
     /// `<service>-<version>`.
@@ -80,17 +101,28 @@ impl Task {
         if let Some(stable) = d.stable_version {
             out.push(Backend::new(self.name_of(stable), 100 - weight.min(100)));
         }
-        out.push(Backend::new(self.name_of(d.canary_version), weight.min(100)));
+        out.push(Backend::new(
+            self.name_of(d.canary_version),
+            weight.min(100),
+        ));
         out
     }
 }
 
 /// Renders the canary of `deployment` at `weight` from deploy.json's template.
-pub fn rerender(spec: &DeploySpec, deployment: &Deployment, weight: u8) -> Result<Rendered, HandlerError> {
+pub fn rerender(
+    spec: &DeploySpec,
+    deployment: &Deployment,
+    weight: u8,
+) -> Result<Rendered, HandlerError> {
     let params = RenderParams {
         version: deployment.canary_version,
         stable_version: deployment.stable_version,
-        canary_weight: if deployment.stable_version.is_some() { weight } else { 100 },
+        canary_weight: if deployment.stable_version.is_some() {
+            weight
+        } else {
+            100
+        },
     };
     Ok(render::render(spec, &params)?)
 }

@@ -17,7 +17,10 @@ pub struct HandlerError {
 impl HandlerError {
     /// An error of `error_type` saying `message`.
     pub fn new(error_type: &'static str, message: impl Into<String>) -> Self {
-        Self { error_type, message: message.into() }
+        Self {
+            error_type,
+            message: message.into(),
+        }
     }
 
     /// deploy.json or the template is invalid.
@@ -69,6 +72,9 @@ impl From<canary_core::ValidationErrors> for HandlerError {
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(e: HandlerError) -> Self {
-        Self { error_type: e.error_type.to_owned(), error_message: e.message }
+        Self {
+            error_type: e.error_type.to_owned(),
+            error_message: e.message,
+        }
     }
 }

@@ -5,19 +5,24 @@
 //! - `CANARY_STATE_BUCKET` (required): the shared stack's bucket for records and locks.
 //! - `CANARY_STATE_PREFIX` (optional): a key prefix inside it (default `state`).
 //! - `RUST_LOG` (optional): log filter (default `info`).
+//! - `CANARY_KUBECONFIG` (optional): reach the cluster through this kubeconfig instead
+//!   of EKS (for running the functions locally against any cluster, e.g. the simulated
+//!   one under a local Lambda Runtime API).
 //! - the standard AWS variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...).
 
 use std::future::Future;
 use std::sync::Arc;
 
 use canary_core::clock::SystemClock;
-use canary_kube::RequestPolicy;
+use std::path::Path;
+
+use canary_kube::{Cluster, RequestPolicy};
 use canary_metrics::cloudwatch::CloudWatchMetrics;
 use canary_store::DeploymentStore;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-use crate::{EksConnector, HandlerError, Services};
+use crate::{ClusterConnector, EksConnector, FixedCluster, HandlerError, Services};
 
 /// The default key prefix of the records in the state bucket.
 pub const DEFAULT_STATE_PREFIX: &str = "state";
@@ -38,15 +43,26 @@ pub fn init_tracing() {
 
 /// Services from the environment, as a Lambda function has them.
 pub async fn services_from_env() -> Result<Services, HandlerError> {
-    let bucket = std::env::var("CANARY_STATE_BUCKET")
-        .map_err(|_| HandlerError::internal("the CANARY_STATE_BUCKET environment variable is not set"))?;
-    let prefix = std::env::var("CANARY_STATE_PREFIX").unwrap_or_else(|_| DEFAULT_STATE_PREFIX.to_owned());
+    let bucket = std::env::var("CANARY_STATE_BUCKET").map_err(|_| {
+        HandlerError::internal("the CANARY_STATE_BUCKET environment variable is not set")
+    })?;
+    let prefix =
+        std::env::var("CANARY_STATE_PREFIX").unwrap_or_else(|_| DEFAULT_STATE_PREFIX.to_owned());
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let metrics = CloudWatchMetrics::new(&sdk)?;
+    let clusters: Arc<dyn ClusterConnector> = match std::env::var_os("CANARY_KUBECONFIG") {
+        Some(path) => {
+            let cluster =
+                Cluster::from_kubeconfig_file(Path::new(&path), None, RequestPolicy::default())
+                    .await?;
+            Arc::new(FixedCluster(cluster))
+        }
+        None => Arc::new(EksConnector::new(sdk.clone(), RequestPolicy::default())),
+    };
     Ok(Services {
         store: DeploymentStore::s3(&sdk, bucket).with_prefix(&prefix),
         metrics: Arc::new(metrics),
-        clusters: Arc::new(EksConnector::new(sdk, RequestPolicy::default())),
+        clusters,
         clock: Arc::new(SystemClock),
     })
 }
