@@ -16,6 +16,8 @@ pub const KUBE_ERROR: &str = "KubeError";
 pub const ROUTE_CONFLICT: &str = "RouteConflict";
 /// The new Deployment did not become ready before its deadline.
 pub const CANARY_NOT_READY: &str = "CanaryNotReady";
+/// Someone asked the running deployment to stop (`canary abort`): roll back.
+pub const ABORTED: &str = "Aborted";
 /// CloudWatch throttled or failed.
 pub const METRICS_TRANSIENT: &str = "MetricsTransient";
 /// CloudWatch refused the query.
@@ -36,6 +38,7 @@ pub const ALL: &[&str] = &[
     KUBE_ERROR,
     ROUTE_CONFLICT,
     CANARY_NOT_READY,
+    ABORTED,
     METRICS_TRANSIENT,
     METRICS_ERROR,
     STORE_TRANSIENT,

@@ -7,7 +7,9 @@ mod common;
 
 use canary_core::execution::{Deployment, Next, RouteRef};
 use canary_core::verdict::judge;
-use canary_core::{DeploySpec, NoDataPolicy, Observation, TrafficProvider, Verdict, VerdictStatus, schedule};
+use canary_core::{
+    DeploySpec, NoDataPolicy, Observation, TrafficProvider, Verdict, VerdictStatus, schedule,
+};
 use common::*;
 use serde_json::json;
 
@@ -20,7 +22,10 @@ fn spec(extra: serde_json::Value) -> DeploySpec {
 }
 
 fn obs(errors: &[f64], successes: Option<&[f64]>) -> Observation {
-    Observation { errors: errors.to_vec(), successes: successes.map(<[f64]>::to_vec) }
+    Observation {
+        errors: errors.to_vec(),
+        successes: successes.map(<[f64]>::to_vec),
+    }
 }
 
 /// The original design's rule: the sum of the 5xx datapoints above the threshold.
@@ -32,9 +37,20 @@ fn original_rule(threshold: f64, errors: &[f64]) -> bool {
 fn seed_settings_judge_exactly_as_the_original_rule() {
     let s = spec(json!({}));
     for threshold in [0.0, 1.0, 5.0] {
-        for errors in [vec![], vec![0.0], vec![0.0, 0.0, 1.0], vec![2.0, 3.0], vec![5.0], vec![6.0]] {
+        for errors in [
+            vec![],
+            vec![0.0],
+            vec![0.0, 0.0, 1.0],
+            vec![2.0, 3.0],
+            vec![5.0],
+            vec![6.0],
+        ] {
             let v = judge(&s.health, threshold, 300, None, &obs(&errors, None));
-            assert_eq!(v.status == VerdictStatus::Unhealthy, original_rule(threshold, &errors), "{threshold} {errors:?}");
+            assert_eq!(
+                v.status == VerdictStatus::Unhealthy,
+                original_rule(threshold, &errors),
+                "{threshold} {errors:?}"
+            );
             assert!(v.reason.contains("errors over 300 s"), "{}", v.reason);
         }
     }
@@ -47,7 +63,12 @@ fn the_error_rate_is_errors_over_errors_plus_successes() {
     assert_eq!(v.status, VerdictStatus::Unhealthy);
     assert_eq!(v.requests, Some(100.0));
     assert_eq!(v.error_rate, Some(3.0));
-    assert!(v.reason.contains("error rate 3% is above max_error_rate 2%"), "{}", v.reason);
+    assert!(
+        v.reason
+            .contains("error rate 3% is above max_error_rate 2%"),
+        "{}",
+        v.reason
+    );
     let v = judge(&s.health, 1000.0, 60, None, &obs(&[1.0], Some(&[99.0])));
     assert_eq!(v.status, VerdictStatus::Healthy);
 }
@@ -62,12 +83,20 @@ fn too_little_traffic_follows_the_no_data_policy_and_says_how_much_it_saw() {
         let s = spec(json!({"min_request_count": 100, "no_data": policy}));
         let v = judge(&s.health, 0.0, 300, None, &obs(&[0.0], Some(&[12.0])));
         assert_eq!(v.status, want, "{policy}");
-        assert!(v.reason.contains("in 12 requests") && v.reason.contains("min_request_count 100"), "{}", v.reason);
+        assert!(
+            v.reason.contains("in 12 requests") && v.reason.contains("min_request_count 100"),
+            "{}",
+            v.reason
+        );
     }
     let s = spec(json!({"min_request_count": 100}));
     assert_eq!(s.health.no_data, NoDataPolicy::Fail);
     let v = judge(&s.health, 0.0, 300, None, &obs(&[], Some(&[])));
-    assert_eq!(v.status, VerdictStatus::Unhealthy, "silence is never healthy once a minimum is set");
+    assert_eq!(
+        v.status,
+        VerdictStatus::Unhealthy,
+        "silence is never healthy once a minimum is set"
+    );
 }
 
 #[test]
@@ -84,7 +113,11 @@ fn deployment(spec: &DeploySpec, first: bool) -> Deployment {
         stable_version: (!first).then_some(1),
         stable_image: None,
         provider: TrafficProvider::AppMesh,
-        route: RouteRef { api_version: "appmesh.k8s.aws/v1beta2".into(), kind: "VirtualRouter".into(), name: "yelb-appserver".into() },
+        route: RouteRef {
+            api_version: "appmesh.k8s.aws/v1beta2".into(),
+            kind: "VirtualRouter".into(),
+            name: "yelb-appserver".into(),
+        },
         schedule: schedule::schedule(spec, first),
         step: 0,
         weight: 0,
@@ -105,7 +138,16 @@ fn deployment(spec: &DeploySpec, first: bool) -> Deployment {
 }
 
 fn verdict(status: VerdictStatus) -> Verdict {
-    Verdict { status, errors: 0.0, requests: None, error_rate: None, window_seconds: 60, datapoints: 0, version: None, reason: "r".into() }
+    Verdict {
+        status,
+        errors: 0.0,
+        requests: None,
+        error_rate: None,
+        window_seconds: 60,
+        datapoints: 0,
+        version: None,
+        reason: "r".into(),
+    }
 }
 
 #[test]
@@ -144,7 +186,11 @@ fn a_healthy_canary_checks_every_interval_and_shifts_when_the_step_is_over() {
         }
     }
     assert_eq!(shifts, vec![10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
-    assert_eq!(checks, 9 * 3 + 2, "three checks per 60 s step, two in the 30 s bake");
+    assert_eq!(
+        checks,
+        9 * 3 + 2,
+        "three checks per 60 s step, two in the 30 s bake"
+    );
     assert_eq!(d.max_weight, 100);
 }
 
@@ -159,7 +205,9 @@ fn an_unhealthy_verdict_rolls_back_at_once() {
 
 #[test]
 fn holds_are_bounded_by_max_holds_and_reset_by_a_healthy_check() {
-    let s = spec(json!({"min_request_count": 10, "no_data": "hold", "max_holds": 2, "check_interval": 10}));
+    let s = spec(
+        json!({"min_request_count": 10, "no_data": "hold", "max_holds": 2, "check_interval": 10}),
+    );
     let mut d = deployment(&s, false);
     d.after_shift(&s, 0);
     d.after_check(&s, verdict(VerdictStatus::Hold), 10);
@@ -193,5 +241,8 @@ fn the_plan_counts_checks_and_warns_when_a_deployment_cannot_fit_one_execution()
     doc["wait_time"] = json!(7200);
     doc["check_interval"] = json!(10);
     let err = DeploySpec::parse(&doc, None).unwrap_err().to_string();
-    assert!(err.contains("`check_interval` = 10") && err.contains("history events"), "{err}");
+    assert!(
+        err.contains("`check_interval` = 10") && err.contains("history events"),
+        "{err}"
+    );
 }

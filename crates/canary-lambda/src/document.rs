@@ -79,6 +79,18 @@ impl Task {
             .await
     }
 
+    /// Fails with `Aborted` when someone asked this deployment to stop (`canary abort`),
+    /// so that every phase (readiness, shifts, checks) honours it at its next task.
+    pub async fn check_abort(&self, services: &Services) -> Result<(), HandlerError> {
+        match services.store.abort_requested(&self.service_ref()).await? {
+            Some(a) => Err(HandlerError::new(
+                canary_core::errors::ABORTED,
+                format!("aborted by {}: {}", a.by, a.reason),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The router of this deployment's provider.
     pub fn router(&self, cluster: Cluster) -> Box<dyn TrafficRouter> {
         router_for(

@@ -400,7 +400,13 @@ async fn an_unhealthy_canary_is_rolled_back_at_the_third_step() {
     assert_eq!(count(&execution, "HealthCheck"), 3);
     assert_eq!(
         tail(&execution, 5),
-        vec!["HealthCheck", "WhatNext", "Rollback", "AfterRollback", "RolledBack"]
+        vec![
+            "HealthCheck",
+            "WhatNext",
+            "Rollback",
+            "AfterRollback",
+            "RolledBack"
+        ]
     );
     assert_eq!(count(&execution, "Cleanup"), 0);
 }
@@ -552,7 +558,10 @@ async fn a_rollback_that_fails_twice_is_retried_until_it_finishes() {
     .await;
     assert_eq!(failure(&execution).0, "RolledBack");
     assert_eq!(execution.attempts("Rollback"), 3);
-    assert_eq!(tail(&execution, 3), vec!["Rollback", "AfterRollback", "RolledBack"]);
+    assert_eq!(
+        tail(&execution, 3),
+        vec!["Rollback", "AfterRollback", "RolledBack"]
+    );
 }
 
 #[tokio::test]
@@ -599,7 +608,13 @@ async fn an_unknown_next_from_a_task_is_treated_as_a_bug_and_rolled_back() {
     assert!(cause.contains("does not handle"), "{cause}");
     assert_eq!(
         tail(&execution, 5),
-        vec!["WhatNext", "UnexpectedNext", "Rollback", "AfterRollback", "RolledBack"]
+        vec![
+            "WhatNext",
+            "UnexpectedNext",
+            "Rollback",
+            "AfterRollback",
+            "RolledBack"
+        ]
     );
 }
 
@@ -618,6 +633,7 @@ fn the_definition_loads_and_invokes_exactly_the_six_functions() {
 const LEFT_TO_STATES_ALL: &[&str] = &[
     errors::KUBE_ERROR,
     errors::CANARY_NOT_READY,
+    errors::ABORTED,
     errors::METRICS_ERROR,
     errors::STORE_ERROR,
     errors::INTERNAL,

@@ -21,17 +21,26 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
     let now = services.clock.now_secs();
     match task.deployment.next {
         Next::WaitReady => {
+            task.check_abort(services).await?;
             let name = task.name_of(task.deployment.canary_version);
-            let readiness = cluster.readiness(&task.spec.kubernetes_namespace, &name).await?;
+            let readiness = cluster
+                .readiness(&task.spec.kubernetes_namespace, &name)
+                .await?;
             match readiness {
                 Readiness::Ready => task.deployment.after_ready_probe(true),
                 Readiness::Failed { reason } => {
-                    return Err(HandlerError::new(errors::CANARY_NOT_READY, format!("{name} cannot become ready: {reason}")));
+                    return Err(HandlerError::new(
+                        errors::CANARY_NOT_READY,
+                        format!("{name} cannot become ready: {reason}"),
+                    ));
                 }
                 Readiness::Progressing { detail } if now >= task.deployment.ready_deadline => {
                     return Err(HandlerError::new(
                         errors::CANARY_NOT_READY,
-                        format!("{name} was not ready within ready_timeout ({} s): {detail}", task.spec.ready_timeout),
+                        format!(
+                            "{name} was not ready within ready_timeout ({} s): {detail}",
+                            task.spec.ready_timeout
+                        ),
                     ));
                 }
                 Readiness::Progressing { detail } => {
@@ -45,11 +54,19 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
             // A first deployment's route is created by shift-weights, pointing at the new
             // version once it is ready; until then nothing routes to it.
             let first = task.deployment.is_first();
-            let objects: Vec<Value> =
-                rendered.objects.into_iter().filter(|o| !(first && o.is_route)).map(|o| o.value).collect();
+            let objects: Vec<Value> = rendered
+                .objects
+                .into_iter()
+                .filter(|o| !(first && o.is_route))
+                .map(|o| o.value)
+                .collect();
             let report = cluster.apply(&objects).await?;
-            tracing::info!(applied = report.applied.len(), "applied the canary's objects");
-            task.deployment.ready_deadline = now + i64::try_from(task.spec.ready_timeout).unwrap_or(i64::MAX / 2);
+            tracing::info!(
+                applied = report.applied.len(),
+                "applied the canary's objects"
+            );
+            task.deployment.ready_deadline =
+                now + i64::try_from(task.spec.ready_timeout).unwrap_or(i64::MAX / 2);
             task.deployment.after_apply();
         }
     }

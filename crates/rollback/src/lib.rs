@@ -36,9 +36,14 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
     let (status, reason) = match d.stable_version {
         Some(stable) if stable_alive => {
             let backends = vec![Backend::new(task.name_of(stable), 100)];
-            task.router(cluster.clone()).set_weights(&d.route, &backends).await?;
-            let kinds = kinds_of_version(&services.store, &svc, d.canary_version, current_kinds).await?;
-            cluster.delete_version(&ns, &service, d.canary_version, &kinds).await?;
+            task.router(cluster.clone())
+                .set_weights(&d.route, &backends)
+                .await?;
+            let kinds =
+                kinds_of_version(&services.store, &svc, d.canary_version, current_kinds).await?;
+            cluster
+                .delete_version(&ns, &service, d.canary_version, &kinds)
+                .await?;
             (OutcomeStatus::RolledBack, reason(&task))
         }
         Some(stable) => {
@@ -51,9 +56,13 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
                 )));
             }
             let backends = vec![Backend::new(canary.clone(), 100)];
-            task.router(cluster.clone()).set_weights(&d.route, &backends).await?;
+            task.router(cluster.clone())
+                .set_weights(&d.route, &backends)
+                .await?;
             let kinds = kinds_of_version(&services.store, &svc, stable, current_kinds).await?;
-            cluster.delete_version(&ns, &service, stable, &kinds).await?;
+            cluster
+                .delete_version(&ns, &service, stable, &kinds)
+                .await?;
             let why = reason(&task);
             (
                 OutcomeStatus::Promoted,
@@ -64,7 +73,8 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
             )
         }
         None => {
-            let kinds = kinds_of_version(&services.store, &svc, d.canary_version, current_kinds).await?;
+            let kinds =
+                kinds_of_version(&services.store, &svc, d.canary_version, current_kinds).await?;
             cluster.delete_service(&ns, &service, &kinds).await?;
             (OutcomeStatus::RolledBack, reason(&task))
         }
@@ -88,7 +98,11 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
     };
     tracing::warn!(?status, %reason, "rollback finished");
     let d = &mut task.deployment;
-    d.weight = if status == OutcomeStatus::Promoted { 100 } else { 0 };
+    d.weight = if status == OutcomeStatus::Promoted {
+        100
+    } else {
+        0
+    };
     d.next = Next::Done;
     d.wait_seconds = 0;
     d.outcome = Some(Outcome { status, reason });
@@ -96,7 +110,10 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
 }
 
 async fn exists(cluster: &Cluster, namespace: &str, name: &str) -> Result<bool, HandlerError> {
-    Ok(cluster.get("apps/v1", "Deployment", namespace, name).await?.is_some())
+    Ok(cluster
+        .get("apps/v1", "Deployment", namespace, name)
+        .await?
+        .is_some())
 }
 
 /// One sentence: why this deployment is rolled back.
@@ -104,16 +121,28 @@ fn reason(task: &Task) -> String {
     let d = &task.deployment;
     let version = task.name_of(d.canary_version);
     let place = match d.stable_version {
-        Some(s) => format!("{version} rolled back to {} at {}% of traffic", task.name_of(s), d.weight),
+        Some(s) => format!(
+            "{version} rolled back to {} at {}% of traffic",
+            task.name_of(s),
+            d.weight
+        ),
         None => format!("{version} (a first deployment) removed"),
     };
     if let Some((error, cause)) = &task.error {
         let cause = cause.trim();
-        return if cause.is_empty() { format!("{place}: {error}") } else { format!("{place}: {error}: {cause}") };
+        return match (error.as_str(), cause.is_empty()) {
+            (_, true) => format!("{place}: {error}"),
+            // The cause already says "aborted by <who>: <why>".
+            (canary_core::errors::ABORTED, false) => format!("{place}: {cause}"),
+            _ => format!("{place}: {error}: {cause}"),
+        };
     }
     match &d.verdict {
         Some(v) if v.status == VerdictStatus::Hold => {
-            format!("{place}: too little traffic after {} checks in a row: {}", d.holds, v.reason)
+            format!(
+                "{place}: too little traffic after {} checks in a row: {}",
+                d.holds, v.reason
+            )
         }
         Some(v) => format!("{place}: {}", v.reason),
         None => format!("{place}: rollback requested"),

@@ -3,5 +3,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    canary_lambda::runtime::serve("rollback", |services, input| async move { rollback::handle(&services, input).await }).await
+    canary_lambda::runtime::serve("rollback", |services, input| async move {
+        rollback::handle(&services, input).await
+    })
+    .await
 }

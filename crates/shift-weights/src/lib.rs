@@ -8,6 +8,7 @@ use serde_json::Value;
 /// Runs the task.
 pub async fn handle(services: &Services, input: Value) -> HandlerResult {
     let mut task = Task::from_value(input)?;
+    task.check_abort(services).await?;
     let Some(weight) = task.deployment.next_weight() else {
         return Err(HandlerError::internal(format!(
             "shift-weights was called after the last step of {:?}",
@@ -17,15 +18,38 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
     let cluster = task.cluster(services).await?;
     if task.deployment.is_first() {
         let rendered = task.render(100)?;
-        let route: Vec<Value> = rendered.objects.into_iter().filter(|o| o.is_route).map(|o| o.value).collect();
+        let route: Vec<Value> = rendered
+            .objects
+            .into_iter()
+            .filter(|o| o.is_route)
+            .map(|o| o.value)
+            .collect();
         cluster.apply(&route).await?;
     } else {
-        let report = task.router(cluster).set_weights(&task.deployment.route, &task.backends(weight)).await?;
-        tracing::info!(weight, written = report.written, conflicts = report.conflicts, "shifted");
+        let report = task
+            .router(cluster)
+            .set_weights(&task.deployment.route, &task.backends(weight))
+            .await?;
+        tracing::info!(
+            weight,
+            written = report.written,
+            conflicts = report.conflicts,
+            "shifted"
+        );
     }
     let now = services.clock.now_secs();
     task.deployment.after_shift(&task.spec, now);
     let d = &task.deployment;
-    services.store.record_progress(&task.service_ref(), &d.execution, d.canary_version, d.weight, None, now).await?;
+    services
+        .store
+        .record_progress(
+            &task.service_ref(),
+            &d.execution,
+            d.canary_version,
+            d.weight,
+            None,
+            now,
+        )
+        .await?;
     Ok(task.into_value())
 }

@@ -3,5 +3,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    canary_lambda::runtime::serve("shift-weights", |services, input| async move { shift_weights::handle(&services, input).await }).await
+    canary_lambda::runtime::serve("shift-weights", |services, input| async move {
+        shift_weights::handle(&services, input).await
+    })
+    .await
 }
