@@ -24,6 +24,13 @@ pub trait MetricsSource: Send + Sync + std::fmt::Debug {
     /// The datapoints of the window. `successes` is `Some` exactly when
     /// `q.need_requests` is set.
     async fn observe(&self, q: &HealthQuery) -> Result<Observation, MetricsError>;
+
+    /// `Some(why)` for a source that measures nothing on purpose (`canary run --metrics
+    /// none`): [`check`] then passes every check with `why` as the verdict's reason
+    /// instead of judging an empty observation as "0 errors".
+    fn disabled(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Runs one health check at `now_secs` (Unix seconds): queries `source` for the window
@@ -35,6 +42,19 @@ pub async fn check(
     now_secs: i64,
 ) -> Result<Verdict, MetricsError> {
     let q = HealthQuery::for_check(spec, canary_version, now_secs);
+    if let Some(why) = source.disabled() {
+        tracing::warn!(service = %q.service, canary_version, %why, "health check skipped");
+        return Ok(Verdict {
+            status: canary_core::VerdictStatus::Healthy,
+            errors: 0.0,
+            requests: None,
+            error_rate: None,
+            window_seconds: 0,
+            datapoints: 0,
+            version: q.judged_version(),
+            reason: why,
+        });
+    }
     let obs = source.observe(&q).await?;
     let verdict = canary_core::verdict::judge(
         &q.health,

@@ -1,0 +1,72 @@
+//! The demo's scenarios: the real definition and handlers against the simulated
+//! cluster end as expected, and the final state holds (one version serves all traffic,
+//! nothing of the other version is left, the lock is released, the record is written).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use canary_cli::demo::{self, Scenario, run_scenario};
+
+async fn assert_scenario(scenario: Scenario) -> demo::ScenarioResult {
+    let r = run_scenario(scenario).await;
+    assert!(
+        r.passed,
+        "{} did not end as expected:\n{}\n{}\n{:#?}",
+        r.scenario,
+        demo::timeline_text(&r),
+        demo::summary_text(&r),
+        r.cluster_checks
+    );
+    assert!(r.cluster_checks.len() >= 5);
+    r
+}
+
+#[tokio::test]
+async fn a_first_deployment_goes_straight_to_full_traffic_and_is_promoted() {
+    let r = assert_scenario(Scenario::FirstDeployment).await;
+    assert_eq!(r.max_weight, 100);
+    assert_eq!(r.checks_run, 0);
+    assert_eq!(r.route_writes, 1);
+    println!("{}{}", demo::timeline_text(&r), demo::summary_text(&r));
+}
+
+#[tokio::test]
+async fn a_healthy_canary_goes_through_every_step_and_the_old_version_is_removed() {
+    let r = assert_scenario(Scenario::HealthyCanary).await;
+    let weights: Vec<u8> = r
+        .timeline
+        .iter()
+        .filter(|row| row.state == "ShiftWeights")
+        .map(|row| row.weight)
+        .collect();
+    assert_eq!(weights, vec![10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+    // The apply (stable keeps 100%), ten shifts and the promotion: one write each.
+    assert_eq!(r.route_writes, 12);
+    println!("{}{}", demo::timeline_text(&r), demo::summary_text(&r));
+}
+
+#[tokio::test]
+async fn a_faulty_canary_is_caught_at_its_first_step_and_rolled_back_with_the_numbers() {
+    let r = assert_scenario(Scenario::FaultyCanary).await;
+    assert_eq!(r.max_weight, 10);
+    let bad = r
+        .timeline
+        .iter()
+        .find(|row| row.state == "HealthCheck" && row.bad)
+        .expect("an unhealthy check");
+    assert_eq!(bad.weight, 10);
+    let verdict = bad.verdict.as_ref().expect("the verdict");
+    assert!(verdict.errors > 0.0, "{verdict:?}");
+    // Caught within one check interval of the first shift.
+    assert!(
+        r.time_to_rollback_secs.unwrap() <= demo::CHECK_INTERVAL as i64 + 5,
+        "{r:?}"
+    );
+    println!("{}{}", demo::timeline_text(&r), demo::summary_text(&r));
+}
+
+#[tokio::test]
+async fn a_canary_that_never_becomes_ready_is_rolled_back_with_the_pods_reason() {
+    let r = assert_scenario(Scenario::CanaryNotReady).await;
+    assert_eq!(r.max_weight, 0);
+    assert!(r.reason.contains("ImagePullBackOff"), "{}", r.reason);
+    println!("{}{}", demo::timeline_text(&r), demo::summary_text(&r));
+}
