@@ -311,6 +311,21 @@ impl DemoEnv {
             .await
     }
 
+    /// Deploys `versions` one after the other with the plain handlers (each must be
+    /// promoted): the state a scenario starts from.
+    pub async fn deploy_versions(&self, versions: &[u32]) -> Result<(), String> {
+        let invoker = self.invoker();
+        for &v in versions {
+            let run = self
+                .deploy(&image(v), &invoker, &mut canary_sfn::NoopObserver)
+                .await;
+            if !run.succeeded() {
+                return Err(format!("deploying v{v} failed: {:?}", run.status));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the final state after a deployment of `version` that should have left
     /// `stable` serving all traffic with the given outcome.
     pub async fn verify(&self, version: u32, stable: u32, outcome: OutcomeStatus) -> Vec<Check> {
@@ -553,18 +568,10 @@ pub async fn run_scenario_in(env: &DemoEnv, scenario: Scenario) -> ScenarioResul
     let started = Instant::now();
     let expect = scenario.expectation();
     let invoker = env.invoker();
-    for &v in scenario.setup_versions() {
-        let run = env
-            .deploy(&image(v), &invoker, &mut canary_sfn::NoopObserver)
-            .await;
-        if !run.succeeded() {
-            let mut r = failed_to_start(
-                scenario,
-                &format!("setting up: deploying v{v} failed: {:?}", run.status),
-            );
-            r.outcome = "setup failed".into();
-            return r;
-        }
+    if let Err(why) = env.deploy_versions(scenario.setup_versions()).await {
+        let mut r = failed_to_start(scenario, &format!("setting up: {why}"));
+        r.outcome = "setup failed".into();
+        return r;
     }
     let new_image = image(expect.version);
     match scenario {
