@@ -1,0 +1,316 @@
+//! The results: what the benchmark derives from its measurements (spreads, ratios,
+//! costs) and the markdown tables that `scripts/bench` prints and `docs/benchmarks.md`
+//! quotes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::cost::DeploymentCost;
+use crate::original::OriginalRun;
+use crate::real::RealRun;
+use crate::scenarios::{Calibration, Reaction};
+use crate::stats::Spread;
+
+/// The machine the benchmark ran on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub nproc: usize,
+    /// `model name` from /proc/cpuinfo.
+    pub cpu: String,
+    /// MemTotal, MiB.
+    pub memory_mib: u64,
+    /// Kernel release.
+    pub kernel: String,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn detect() -> Self {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpu = read("/proc/cpuinfo")
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map_or_else(|| "unknown".to_owned(), |s| s.trim().to_owned());
+        let memory_mib = read("/proc/meminfo")
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024);
+        Self {
+            nproc: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu,
+            memory_mib,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        }
+    }
+}
+
+/// One of our functions, per invocation.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionRow {
+    /// The function.
+    pub function: String,
+    /// Memory size in the shared stack, MB.
+    pub memory_mb: u32,
+    /// Size of the host release binary, bytes.
+    pub binary_bytes: Option<u64>,
+    /// Size of its zip, bytes.
+    pub zip_bytes: Option<u64>,
+    /// Process start to first response, ms.
+    pub cold_start_ms: Option<Spread>,
+    /// Of which init (process start to asking for the first event), ms.
+    pub init_ms: Option<Spread>,
+    /// Warm invocations, ms.
+    pub warm_ms: Option<Spread>,
+    /// Peak RSS per process, MiB.
+    pub peak_rss_mib: Option<Spread>,
+    /// API requests to the cluster per invocation.
+    pub api_requests: Option<Spread>,
+    /// Invocations that returned an error (should be 0).
+    pub failed: usize,
+}
+
+/// A number for ours, the original's, and their ratio.
+#[derive(Debug, Clone, Serialize)]
+pub struct Versus {
+    /// What.
+    pub what: String,
+    /// Ours.
+    pub ours: Option<Spread>,
+    /// The original's.
+    pub original: Option<Spread>,
+    /// original median / our median (how many times more the original needs).
+    pub ratio: Option<f64>,
+}
+
+impl Versus {
+    /// A comparison; the ratio is original median ÷ our median.
+    pub fn new_pub(what: &str, ours: Option<Spread>, original: Option<Spread>) -> Self {
+        Self {
+            what: what.to_owned(),
+            ratio: crate::stats::ratio(original, ours),
+            ours,
+            original,
+        }
+    }
+}
+
+/// Reaction times of one configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReactionRow {
+    /// The flow and its settings.
+    pub config: String,
+    /// How the numbers were obtained.
+    pub method: String,
+    /// Onsets tried.
+    pub onsets: usize,
+    /// Onsets that ended with all traffic back on stable.
+    pub detected: usize,
+    /// Seconds from onset to all traffic on stable, over the detected onsets.
+    pub seconds: Option<Spread>,
+    /// Every onset and its reaction.
+    pub runs: Vec<Reaction>,
+}
+
+impl ReactionRow {
+    /// A row from runs.
+    pub fn new(config: &str, method: &str, runs: Vec<Reaction>) -> Self {
+        let detected: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.reaction_secs.map(|s| s as f64))
+            .collect();
+        Self {
+            config: config.to_owned(),
+            method: method.to_owned(),
+            onsets: runs.len(),
+            detected: detected.len(),
+            seconds: Spread::of(&detected),
+            runs,
+        }
+    }
+}
+
+/// Everything the benchmark found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// When (UTC date).
+    pub date: String,
+    /// Where.
+    pub machine: Machine,
+    /// What the zips are.
+    pub zip_source: String,
+    /// Publication delay of a metric datapoint after its minute, s.
+    pub metric_delay_secs: i64,
+    /// Per function.
+    pub functions: Vec<FunctionRow>,
+    /// Per step, per deployment and API requests, ours against the original's.
+    pub comparisons: Vec<Versus>,
+    /// Reaction times.
+    pub reaction: Vec<ReactionRow>,
+    /// Cost per deployment: ours (warm, with one cold start per function), original's.
+    pub cost: BTreeMap<String, DeploymentCost>,
+    /// Healthy runs of our flow, per check configuration.
+    pub calibrations: Vec<Calibration>,
+    /// The original's flow model.
+    pub original_flow: Vec<OriginalRun>,
+    /// The raw real-peer measurements (absent with --skip-real).
+    pub real: Option<RealRun>,
+    /// Assumptions and notes, each one sentence.
+    pub notes: Vec<String>,
+    /// Wall time of the benchmark, s.
+    pub wall_secs: f64,
+}
+
+fn opt(s: Option<Spread>, digits: usize) -> String {
+    s.map_or_else(|| "n/a".to_owned(), |s| s.show(digits))
+}
+
+fn med(s: Option<Spread>, digits: usize) -> String {
+    s.map_or_else(
+        || "n/a".to_owned(),
+        |s| format!("{:.d$}", s.median, d = digits),
+    )
+}
+
+fn kib(b: Option<u64>) -> String {
+    b.map_or_else(|| "n/a".to_owned(), |b| format!("{:.0}", b as f64 / 1024.0))
+}
+
+/// The markdown report.
+pub fn markdown(r: &Results) -> String {
+    let mut out = String::new();
+    let m = &r.machine;
+    let _ = writeln!(
+        out,
+        "Run on {} — {} × {}, {} MiB RAM, Linux {} — in {:.0} s. Spreads are min / median / max; ratios compare medians (original ÷ ours).\n",
+        r.date, m.nproc, m.cpu, m.memory_mib, m.kernel, r.wall_secs
+    );
+    let _ = writeln!(
+        out,
+        "### Per invocation (our six functions, release binaries under a local Lambda Runtime API)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| function | memory | binary KiB | zip KiB | cold start ms | of which init ms | warm ms | peak RSS MiB | API requests |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for f in &r.functions {
+        let _ = writeln!(
+            out,
+            "| {} | {} MB | {} | {} | {} | {} | {} | {} | {} |",
+            f.function,
+            f.memory_mb,
+            kib(f.binary_bytes),
+            kib(f.zip_bytes),
+            opt(f.cold_start_ms, 1),
+            opt(f.init_ms, 1),
+            opt(f.warm_ms, 1),
+            opt(f.peak_rss_mib, 1),
+            opt(f.api_requests, 0),
+        );
+    }
+    let _ = writeln!(out, "\nZips: {}.\n", r.zip_source);
+    let _ = writeln!(
+        out,
+        "### Ours against the original, same machine, same moto and simulated cluster\n"
+    );
+    let _ = writeln!(
+        out,
+        "| what | ours | original | original ÷ ours |\n|---|---:|---:|---:|"
+    );
+    for v in &r.comparisons {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            v.what,
+            opt(v.ours, 1),
+            opt(v.original, 1),
+            v.ratio
+                .map_or_else(|| "n/a".to_owned(), |x| format!("{x:.1}×"))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n### Reaction time: error onset to all traffic back on stable (yelb-appserver: 10% steps, 60 s wait, 300 s window; datapoints per minute, published {} s after the minute)\n",
+        r.metric_delay_secs
+    );
+    let _ = writeln!(
+        out,
+        "| flow | how | onsets | rolled back | seconds (min / median / max) |\n|---|---|---:|---:|---:|"
+    );
+    for x in &r.reaction {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            x.config,
+            x.method,
+            x.onsets,
+            x.detected,
+            opt(x.seconds, 0)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n### Cost per yelb-appserver deployment (10 steps of 60 s, promoted)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| flow | state transitions | Step Functions $ | Lambda requests | Lambda GB-s | Lambda $ | total $ |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for (name, c) in &r.cost {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.6} | {} | {:.4} | {:.7} | {:.6} |",
+            name,
+            c.transitions,
+            c.sfn_usd,
+            c.lambda_requests,
+            c.lambda_gb_s,
+            c.lambda_usd,
+            c.total_usd
+        );
+    }
+    if !r.notes.is_empty() {
+        let _ = writeln!(out, "\nNotes:\n");
+        for n in &r.notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    out
+}
+
+/// The short table for the README.
+pub fn summary(r: &Results) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| measure | eks-canary | original design | |\n|---|---:|---:|---:|"
+    );
+    for v in &r.comparisons {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            v.what,
+            med(v.ours, 1),
+            med(v.original, 1),
+            v.ratio
+                .map_or_else(String::new, |x| format!("{x:.1}× less"))
+        );
+    }
+    for x in &r.reaction {
+        let _ = writeln!(
+            out,
+            "| reaction, {} ({}) | {}/{} rolled back, median {} s | | |",
+            x.config,
+            x.method,
+            x.detected,
+            x.onsets,
+            med(x.seconds, 0)
+        );
+    }
+    out
+}
