@@ -14,6 +14,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start here: the real state machine and handlers against a simulated cluster with
+    /// simulated traffic, on a virtual clock (a first deployment, a healthy canary
+    /// promoted, a faulty one rolled back, one that never becomes ready), in seconds.
+    Demo(canary_cli::demo::DemoArgs),
+    /// Run one real deployment from this terminal (the state machine locally, the
+    /// handlers in-process) against a cluster and CloudWatch; Ctrl-C rolls back.
+    Run(canary_cli::run::RunArgs),
+    /// Serve the simulated cluster on loopback until Ctrl-C and write its kubeconfig
+    /// (for kubectl and `canary run --kubeconfig`).
+    ClusterSim(canary_cli::demo::ClusterSimArgs),
     /// Check a deploy.json (and its template) without touching anything.
     Validate {
         /// The deploy.json to check.
@@ -58,6 +68,26 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// (testing) Answer Lambda Invoke calls with the handlers in-process and forward
+    /// everything else, so that moto's Step Functions engine runs the real definition.
+    #[command(hide = true)]
+    LambdaProxy(canary_cli::lambda_proxy::ProxyArgs),
+    /// A service's deployments, newest first (from the records in S3).
+    History(crate::ops::HistoryArgs),
+    /// What runs now for a service: version, weight, last verdict, stable version, lock.
+    Status(crate::ops::StatusArgs),
+    /// Break a service's stale lock on purpose (asks first unless --yes).
+    Unlock(crate::ops::UnlockArgs),
+    /// Ask the running deployment to roll back at its next step (it ends failed,
+    /// "aborted by <who>: <reason>"; never a bare StopExecution).
+    Abort(crate::ops::AbortArgs),
+    /// Run one health check now and print the verdict with its numbers
+    /// (exit 0 healthy, 1 unhealthy, 3 hold, 2 bad input).
+    CheckHealth(crate::ops::CheckHealthArgs),
+    /// Start the state machine in AWS with a deploy.json as its input.
+    Start(crate::sfn::StartArgs),
+    /// Follow a Step Functions execution until it ends (exit 0 succeeded, 1 otherwise).
+    Watch(crate::sfn::WatchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -15,8 +15,18 @@ use serde_json::Value;
 use crate::cli::{Cli, Command, Format, Inputs};
 use crate::error::CliError;
 
-pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+/// Runs one subcommand.
+pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Demo(args) => Ok(canary_cli::demo::command(&args).await),
+        Command::Run(args) => canary_cli::run::command(&args).await.map_err(|e| match e {
+            canary_cli::run::RunError::Input(m) => CliError::Usage(m),
+            canary_cli::run::RunError::Setup(m) => CliError::Failed(m),
+        }),
+        Command::ClusterSim(args) => canary_cli::demo::serve_cluster_sim(&args)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(CliError::Failed),
         Command::Validate {
             deploy_json,
             inputs,
@@ -69,6 +79,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::LambdaProxy(args) => Ok(canary_cli::lambda_proxy::main(args).await),
+        Command::History(args) => crate::ops::history(&args).await,
+        Command::Status(args) => crate::ops::status(&args).await,
+        Command::Unlock(args) => crate::ops::unlock(&args).await,
+        Command::Abort(args) => crate::ops::abort(&args).await,
+        Command::CheckHealth(args) => crate::ops::check_health(&args).await,
+        Command::Start(args) => crate::sfn::start(&args).await,
+        Command::Watch(args) => crate::sfn::watch(&args).await,
     }
 }
 
@@ -203,7 +221,35 @@ pub fn prepare(spec_dir: &Path, image: &str) -> Result<Value, CliError> {
     let template_path = spec_dir.join("kubernetes_template.yml");
     let text = fs::read_to_string(&deploy_path).map_err(CliError::io(&deploy_path))?;
     let template = fs::read_to_string(&template_path).map_err(CliError::io(&template_path))?;
-    let mut doc: Value = serde_json::from_str(&text)
+    with_artifacts(&deploy_path, &text, Some(image), Some(&template))
+}
+
+/// The state machine input a pipeline would send for this deploy.json: `--image` and
+/// `--template` embedded as `container_image` and `config_file` when given, validated.
+pub fn pipeline_input(deploy_path: &Path, inputs: &Inputs) -> Result<Value, CliError> {
+    let text = fs::read_to_string(deploy_path).map_err(CliError::io(deploy_path))?;
+    let template = inputs
+        .template
+        .as_ref()
+        .map(|t| fs::read_to_string(t).map_err(CliError::io(t)))
+        .transpose()?;
+    with_artifacts(
+        deploy_path,
+        &text,
+        inputs.image.as_deref(),
+        template.as_deref(),
+    )
+}
+
+/// deploy.json with the image and the template (base64) added when given, then
+/// validated as a complete pipeline input.
+fn with_artifacts(
+    deploy_path: &Path,
+    text: &str,
+    image: Option<&str>,
+    template: Option<&str>,
+) -> Result<Value, CliError> {
+    let mut doc: Value = serde_json::from_str(text)
         .map_err(|e| CliError::Usage(format!("{}: not valid JSON: {e}", deploy_path.display())))?;
     let Some(map) = doc.as_object_mut() else {
         return Err(CliError::Usage(format!(
@@ -211,11 +257,15 @@ pub fn prepare(spec_dir: &Path, image: &str) -> Result<Value, CliError> {
             deploy_path.display()
         )));
     };
-    map.insert("container_image".into(), Value::String(image.to_owned()));
-    map.insert(
-        "config_file".into(),
-        Value::String(base64::engine::general_purpose::STANDARD.encode(template.as_bytes())),
-    );
+    if let Some(image) = image {
+        map.insert("container_image".into(), Value::String(image.to_owned()));
+    }
+    if let Some(template) = template {
+        map.insert(
+            "config_file".into(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(template.as_bytes())),
+        );
+    }
     let spec = DeploySpec::parse(&doc, None)?;
     check_template(&spec)?;
     Ok(doc)

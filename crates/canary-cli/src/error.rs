@@ -24,6 +24,12 @@ pub enum CliError {
     /// A command-line argument is invalid.
     #[error("{0}")]
     Usage(String),
+    /// An AWS call failed (S3, CloudWatch, Step Functions), after the SDK's retries.
+    #[error("{0}")]
+    Aws(String),
+    /// The operation ran and failed (a failed deployment, an unhealthy canary).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl CliError {
@@ -33,6 +39,7 @@ impl CliError {
             Self::Invalid(_) | Self::Render(_) | Self::Usage(_) | Self::Io { .. } => {
                 ExitCode::from(2)
             }
+            Self::Aws(_) | Self::Failed(_) => ExitCode::from(1),
         }
     }
 

@@ -8,10 +8,13 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod error;
+mod ops;
+mod sfn;
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    match commands::run(args) {
+    match commands::run(args).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
