@@ -797,11 +797,42 @@ pub struct DemoArgs {
     /// Print the scenarios' results as JSON instead of the timelines.
     #[arg(long)]
     pub json: bool,
+    /// Run the fault matrix instead: every task state x {error, timeout, crash}, and
+    /// two deployments racing for the lock; each must end whole on one version.
+    #[arg(long, conflicts_with = "scenario")]
+    pub fault_matrix: bool,
 }
 
 /// Runs the demo and prints it. Exit 0 when every scenario ended as expected, 1
 /// otherwise, 2 for an unknown scenario name.
 pub async fn command(args: &DemoArgs) -> std::process::ExitCode {
+    if args.fault_matrix {
+        let cells = crate::faults::run_matrix().await;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&cells).unwrap_or_default()
+            );
+        } else {
+            println!(
+                "eks-canary fault matrix: v2 deployed beside a promoted v1 with one fault injected per cell\n\
+                 (error = KubeError from that call on; timeout = the handler ran, its answer was lost;\n\
+                 crash = the process died first). Each cell must end with all traffic on one version, no\n\
+                 other version's objects, the lock released and the record written.\n"
+            );
+            print!("{}", crate::faults::matrix_text(&cells));
+        }
+        let all = cells.iter().all(|c| c.passed);
+        if !args.json {
+            let green = cells.iter().filter(|c| c.passed).count();
+            println!("\n{green} of {} cells green", cells.len());
+        }
+        return if all {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::from(1)
+        };
+    }
     let scenarios: Vec<Scenario> = match &args.scenario {
         None => Scenario::ALL.to_vec(),
         Some(name) => match Scenario::from_name(name) {

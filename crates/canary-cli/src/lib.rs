@@ -3,6 +3,7 @@
 //! person runs from a terminal. The binary (`main.rs`) only parses arguments.
 
 pub mod demo;
+pub mod faults;
 pub mod lambda_proxy;
 pub mod local;
 pub mod progress;

@@ -1,0 +1,21 @@
+//! The fault matrix: every task state x {returned error, timeout, crash} and lock
+//! contention, each ending with all traffic on one healthy version, no leftover objects,
+//! the lock released and the record written.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use canary_cli::faults::{TASK_STATES, matrix_text, run_matrix};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cell_of_the_fault_matrix_ends_whole_on_one_version() {
+    let cells = run_matrix().await;
+    let text = matrix_text(&cells);
+    println!("{text}");
+    assert_eq!(cells.len(), TASK_STATES.len() * 3 + 2);
+    let failed: Vec<String> = cells
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{} x {}", c.state, c.fault))
+        .collect();
+    assert!(failed.is_empty(), "cells failed: {failed:?}\n{text}");
+}
