@@ -28,13 +28,12 @@ def package_name(cargo_toml: str) -> str | None:
 
 
 def lambda_crates() -> set[str]:
-    """Crates that build a Lambda binary: a main.rs and a lambda_runtime or canary-lambda dependency."""
+    """Crates whose binary is a Lambda function: its main.rs runs the Lambda runtime loop
+    (`lambda_runtime::run`, or canary-lambda's `runtime::serve`, which wraps it)."""
     found = set()
-    for toml in (common.ROOT / "crates").glob("*/Cargo.toml"):
-        text = toml.read_text()
-        has_main = (toml.parent / "src" / "main.rs").is_file() or "[[bin]]" in text
-        if has_main and re.search(r"(?m)^\s*(lambda_runtime|canary-lambda)\s*[=.]", text):
-            found.add(toml.parent.name)
+    for main in (common.ROOT / "crates").glob("*/src/main.rs"):
+        if re.search(r"lambda_runtime::run\b|runtime::serve\b", main.read_text()):
+            found.add(main.parent.parent.name)
     return found
 
 
