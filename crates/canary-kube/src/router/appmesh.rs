@@ -5,15 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
-use canary_core::execution::RouteRef;
 use canary_core::spec::TrafficProvider;
 use serde_json::{Map, Value, json};
 
-use super::{
-    Backend, RouteEditor, SetWeightsReport, TrafficRouter, read_route, rewrite_route, weight_of,
-};
-use crate::client::Cluster;
+use super::{Backend, RouteEditor, weight_of};
 use crate::error::{Error, Result};
 
 /// The route kinds of an App Mesh VirtualRouter that carry `weightedTargets`.
@@ -48,6 +43,10 @@ fn routes(router: &Value) -> Result<&Vec<Value>> {
 }
 
 impl RouteEditor for AppMeshEditor {
+    fn provider(&self) -> TrafficProvider {
+        TrafficProvider::AppMesh
+    }
+
     fn read(&self, router: &Value) -> Result<Vec<Vec<Backend>>> {
         let name = router["metadata"]["name"].as_str().unwrap_or("?");
         let mut out = Vec::new();
@@ -151,54 +150,6 @@ fn target_for(old: &[Value], b: &Backend) -> Value {
         }
     }
     t
-}
-
-/// Shifts traffic by rewriting a VirtualRouter.
-#[derive(Debug, Clone)]
-pub struct AppMeshRouter {
-    cluster: Cluster,
-    namespace: String,
-}
-
-impl AppMeshRouter {
-    /// A router for VirtualRouters in `namespace`.
-    pub fn new(cluster: Cluster, namespace: &str) -> Self {
-        Self {
-            cluster,
-            namespace: namespace.to_owned(),
-        }
-    }
-}
-
-#[async_trait]
-impl TrafficRouter for AppMeshRouter {
-    fn provider(&self) -> TrafficProvider {
-        TrafficProvider::AppMesh
-    }
-
-    async fn weights(&self, route: &RouteRef) -> Result<Vec<Backend>> {
-        let router = read_route(&self.cluster, &self.namespace, route).await?;
-        Ok(AppMeshEditor
-            .read(&router)?
-            .into_iter()
-            .next()
-            .unwrap_or_default())
-    }
-
-    async fn set_weights(
-        &self,
-        route: &RouteRef,
-        backends: &[Backend],
-    ) -> Result<SetWeightsReport> {
-        rewrite_route(
-            &self.cluster,
-            &self.namespace,
-            route,
-            backends,
-            &AppMeshEditor,
-        )
-        .await
-    }
 }
 
 #[cfg(test)]

@@ -7,15 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
-use canary_core::execution::RouteRef;
 use canary_core::spec::TrafficProvider;
 use serde_json::{Value, json};
 
-use super::{
-    Backend, RouteEditor, SetWeightsReport, TrafficRouter, read_route, rewrite_route, weight_of,
-};
-use crate::client::Cluster;
+use super::{Backend, RouteEditor, weight_of};
 use crate::error::{Error, Result};
 
 /// The Gateway API's default weight of a backendRef without one.
@@ -52,6 +47,10 @@ fn has_weighted_rule(route: &Value) -> bool {
 }
 
 impl RouteEditor for GatewayApiEditor {
+    fn provider(&self) -> TrafficProvider {
+        TrafficProvider::GatewayApi
+    }
+
     fn read(&self, route: &Value) -> Result<Vec<Vec<Backend>>> {
         if !has_weighted_rule(route) {
             return Err(shape(route, "has no rule with backendRefs".into()));
@@ -154,54 +153,6 @@ fn ref_for(
         }
     }
     Ok(r)
-}
-
-/// Shifts traffic by rewriting an HTTPRoute or GRPCRoute.
-#[derive(Debug, Clone)]
-pub struct GatewayApiRouter {
-    cluster: Cluster,
-    namespace: String,
-}
-
-impl GatewayApiRouter {
-    /// A router for routes in `namespace`.
-    pub fn new(cluster: Cluster, namespace: &str) -> Self {
-        Self {
-            cluster,
-            namespace: namespace.to_owned(),
-        }
-    }
-}
-
-#[async_trait]
-impl TrafficRouter for GatewayApiRouter {
-    fn provider(&self) -> TrafficProvider {
-        TrafficProvider::GatewayApi
-    }
-
-    async fn weights(&self, route: &RouteRef) -> Result<Vec<Backend>> {
-        let object = read_route(&self.cluster, &self.namespace, route).await?;
-        Ok(GatewayApiEditor
-            .read(&object)?
-            .into_iter()
-            .next()
-            .unwrap_or_default())
-    }
-
-    async fn set_weights(
-        &self,
-        route: &RouteRef,
-        backends: &[Backend],
-    ) -> Result<SetWeightsReport> {
-        rewrite_route(
-            &self.cluster,
-            &self.namespace,
-            route,
-            backends,
-            &GatewayApiEditor,
-        )
-        .await
-    }
 }
 
 #[cfg(test)]

@@ -93,10 +93,16 @@ pub fn router_for(
     namespace: &str,
 ) -> Box<dyn TrafficRouter> {
     match provider {
-        TrafficProvider::AppMesh => Box::new(appmesh::AppMeshRouter::new(cluster, namespace)),
-        TrafficProvider::GatewayApi => {
-            Box::new(gateway_api::GatewayApiRouter::new(cluster, namespace))
-        }
+        TrafficProvider::AppMesh => Box::new(EditingRouter::new(
+            cluster,
+            namespace,
+            appmesh::AppMeshEditor,
+        )),
+        TrafficProvider::GatewayApi => Box::new(EditingRouter::new(
+            cluster,
+            namespace,
+            gateway_api::GatewayApiEditor,
+        )),
     }
 }
 
@@ -139,6 +145,9 @@ pub fn validate_backends(backends: &[Backend]) -> Result<()> {
 
 /// The pure part of a provider: read and rewrite the target lists of a route object.
 pub trait RouteEditor: Send + Sync + Debug {
+    /// The provider whose route objects this editor understands.
+    fn provider(&self) -> TrafficProvider;
+
     /// Every target list of the route object, in order.
     fn read(&self, route: &Value) -> Result<Vec<Vec<Backend>>>;
 
@@ -156,6 +165,58 @@ pub trait RouteEditor: Send + Sync + Debug {
         backends: &[Backend],
         ports: &BTreeMap<String, u16>,
     ) -> Result<Value>;
+}
+
+/// A provider's router: its [`RouteEditor`] (the pure rewrite) around the shared
+/// read-modify-write loop, on routes in one namespace.
+#[derive(Debug, Clone)]
+pub struct EditingRouter<E> {
+    cluster: Cluster,
+    namespace: String,
+    editor: E,
+}
+
+impl<E: RouteEditor> EditingRouter<E> {
+    /// A router for `editor`'s route objects in `namespace`.
+    pub fn new(cluster: Cluster, namespace: &str, editor: E) -> Self {
+        Self {
+            cluster,
+            namespace: namespace.to_owned(),
+            editor,
+        }
+    }
+}
+
+#[async_trait]
+impl<E: RouteEditor> TrafficRouter for EditingRouter<E> {
+    fn provider(&self) -> TrafficProvider {
+        self.editor.provider()
+    }
+
+    async fn weights(&self, route: &RouteRef) -> Result<Vec<Backend>> {
+        let object = read_route(&self.cluster, &self.namespace, route).await?;
+        Ok(self
+            .editor
+            .read(&object)?
+            .into_iter()
+            .next()
+            .unwrap_or_default())
+    }
+
+    async fn set_weights(
+        &self,
+        route: &RouteRef,
+        backends: &[Backend],
+    ) -> Result<SetWeightsReport> {
+        rewrite_route(
+            &self.cluster,
+            &self.namespace,
+            route,
+            backends,
+            &self.editor,
+        )
+        .await
+    }
 }
 
 fn sorted(mut v: Vec<Backend>) -> Vec<Backend> {
