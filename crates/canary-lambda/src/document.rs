@@ -2,14 +2,14 @@
 //! cheap and keeps every handler honest), the `deployment` state, and the `error` that a
 //! Catch clause added, if any.
 
-use canary_core::execution::{DEPLOYMENT_KEY, ERROR_KEY};
+use canary_core::execution::{DEPLOYMENT_KEY, ERROR_KEY, Next, Outcome, OutcomeStatus};
 use canary_core::render::{self, RenderParams};
 use canary_core::{DeploySpec, Deployment, ExecutionDocument, Rendered, labels};
 use canary_kube::{Backend, Cluster, TrafficRouter, router_for};
-use canary_store::{DeploymentStore, ServiceRef};
+use canary_store::{DeploymentStore, Finish, ServiceRef};
 use serde_json::{Map, Value};
 
-use crate::{HandlerError, Services};
+use crate::{HandlerError, HandlerResult, Services};
 
 /// A task's input, parsed.
 #[derive(Debug, Clone)]
@@ -24,6 +24,21 @@ pub struct Task {
     pub error: Option<(String, String)>,
 }
 
+/// The message of a caught error's `Cause`. When a Lambda function fails, Step
+/// Functions puts the function's whole error payload in `Cause`, as JSON text
+/// (`{"errorType": "...", "errorMessage": "...", ...}`); the message is what a person
+/// reads. Any other cause is kept as it is.
+fn readable_cause(cause: &str) -> String {
+    serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|v| {
+            v.get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| cause.to_owned())
+}
+
 impl Task {
     /// Parses a task input that must already hold a `deployment` (every task after
     /// render-template).
@@ -35,7 +50,7 @@ impl Task {
                     .unwrap_or_default()
                     .to_owned()
             };
-            (text("Error"), text("Cause"))
+            (text("Error"), readable_cause(&text("Cause")))
         });
         let doc = ExecutionDocument::from_value(value).map_err(HandlerError::invalid)?;
         let Some(deployment) = doc.deployment else {
@@ -89,6 +104,76 @@ impl Task {
             )),
             None => Ok(()),
         }
+    }
+
+    /// Sends all traffic to version `keep` (one route write), then removes version
+    /// `remove`'s objects (the kinds of its stored manifest and of this template).
+    pub async fn keep_only(
+        &self,
+        services: &Services,
+        cluster: &Cluster,
+        keep: u32,
+        remove: u32,
+    ) -> Result<(), HandlerError> {
+        let backends = vec![Backend::new(self.name_of(keep), 100)];
+        self.router(cluster.clone())
+            .set_weights(&self.deployment.route, &backends)
+            .await?;
+        let kinds = kinds_of_version(
+            &services.store,
+            &self.service_ref(),
+            remove,
+            self.render(100)?.kinds(),
+        )
+        .await?;
+        cluster
+            .delete_version(
+                &self.spec.kubernetes_namespace,
+                &self.spec.microservice_name,
+                remove,
+                &kinds,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Ends the deployment: writes the record and the service's state with `status` and
+    /// `reason` (which releases the lock), and returns the document with the outcome,
+    /// `next = done` and the weight the canary is left with.
+    pub async fn finish(
+        mut self,
+        services: &Services,
+        status: OutcomeStatus,
+        reason: String,
+    ) -> HandlerResult {
+        let svc = self.service_ref();
+        let d = &self.deployment;
+        let finish = Finish {
+            execution: d.execution.clone(),
+            lock_token: d.lock_token.clone(),
+            version: d.canary_version,
+            image: self.spec.container_image.clone(),
+            started_at: d.started_at,
+            ended_at: services.clock.now_secs(),
+            max_weight: d.max_weight,
+            verdicts: d.verdict.iter().cloned().collect(),
+            reason: reason.clone(),
+        };
+        match status {
+            OutcomeStatus::Promoted => services.store.finish_promoted(&svc, &finish).await?,
+            OutcomeStatus::RolledBack => services.store.finish_rolled_back(&svc, &finish).await?,
+        };
+        tracing::info!(?status, %reason, "deployment finished");
+        let d = &mut self.deployment;
+        d.weight = if status == OutcomeStatus::Promoted {
+            100
+        } else {
+            0
+        };
+        d.next = Next::Done;
+        d.wait_seconds = 0;
+        d.outcome = Some(Outcome { status, reason });
+        Ok(self.into_value())
     }
 
     /// The router of this deployment's provider.
@@ -160,4 +245,18 @@ pub async fn kinds_of_version(
         }
     }
     Ok(kinds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable_cause;
+
+    #[test]
+    fn a_lambda_error_payload_in_the_cause_is_reduced_to_its_message() {
+        let payload =
+            r#"{"errorType":"CanaryNotReady","errorMessage":"web-2 cannot become ready"}"#;
+        assert_eq!(readable_cause(payload), "web-2 cannot become ready");
+        assert_eq!(readable_cause("plain words"), "plain words");
+        assert_eq!(readable_cause(r#"{"other": 1}"#), r#"{"other": 1}"#);
+    }
 }

@@ -3,5 +3,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    canary_lambda::runtime::serve("cleanup", |services, input| async move { cleanup::handle(&services, input).await }).await
+    canary_lambda::runtime::serve("cleanup", |services, input| async move {
+        cleanup::handle(&services, input).await
+    })
+    .await
 }

@@ -13,21 +13,18 @@
 //! the objects already gone.
 
 use canary_core::VerdictStatus;
-use canary_core::execution::{Next, Outcome, OutcomeStatus};
-use canary_kube::{Backend, Cluster};
+use canary_core::execution::OutcomeStatus;
+use canary_kube::Cluster;
 use canary_lambda::{HandlerError, HandlerResult, Services, Task, kinds_of_version};
-use canary_store::Finish;
 use serde_json::Value;
 
 /// Runs the task.
 pub async fn handle(services: &Services, input: Value) -> HandlerResult {
-    let mut task = Task::from_value(input)?;
+    let task = Task::from_value(input)?;
     let cluster = task.cluster(services).await?;
-    let svc = task.service_ref();
     let ns = task.spec.kubernetes_namespace.clone();
     let service = task.spec.microservice_name.clone();
     let d = task.deployment.clone();
-    let current_kinds = task.render(0)?.kinds();
 
     let stable_alive = match d.stable_version {
         Some(stable) => exists(&cluster, &ns, &task.name_of(stable)).await?,
@@ -35,14 +32,7 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
     };
     let (status, reason) = match d.stable_version {
         Some(stable) if stable_alive => {
-            let backends = vec![Backend::new(task.name_of(stable), 100)];
-            task.router(cluster.clone())
-                .set_weights(&d.route, &backends)
-                .await?;
-            let kinds =
-                kinds_of_version(&services.store, &svc, d.canary_version, current_kinds).await?;
-            cluster
-                .delete_version(&ns, &service, d.canary_version, &kinds)
+            task.keep_only(services, &cluster, stable, d.canary_version)
                 .await?;
             (OutcomeStatus::RolledBack, reason(&task))
         }
@@ -55,13 +45,7 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
                     task.name_of(stable)
                 )));
             }
-            let backends = vec![Backend::new(canary.clone(), 100)];
-            task.router(cluster.clone())
-                .set_weights(&d.route, &backends)
-                .await?;
-            let kinds = kinds_of_version(&services.store, &svc, stable, current_kinds).await?;
-            cluster
-                .delete_version(&ns, &service, stable, &kinds)
+            task.keep_only(services, &cluster, d.canary_version, stable)
                 .await?;
             let why = reason(&task);
             (
@@ -73,40 +57,15 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
             )
         }
         None => {
+            let current_kinds = task.render(0)?.kinds();
+            let svc = task.service_ref();
             let kinds =
                 kinds_of_version(&services.store, &svc, d.canary_version, current_kinds).await?;
             cluster.delete_service(&ns, &service, &kinds).await?;
             (OutcomeStatus::RolledBack, reason(&task))
         }
     };
-
-    let now = services.clock.now_secs();
-    let finish = Finish {
-        execution: d.execution.clone(),
-        lock_token: d.lock_token.clone(),
-        version: d.canary_version,
-        image: task.spec.container_image.clone(),
-        started_at: d.started_at,
-        ended_at: now,
-        max_weight: d.max_weight,
-        verdicts: d.verdict.iter().cloned().collect(),
-        reason: reason.clone(),
-    };
-    match status {
-        OutcomeStatus::RolledBack => services.store.finish_rolled_back(&svc, &finish).await?,
-        OutcomeStatus::Promoted => services.store.finish_promoted(&svc, &finish).await?,
-    };
-    tracing::warn!(?status, %reason, "rollback finished");
-    let d = &mut task.deployment;
-    d.weight = if status == OutcomeStatus::Promoted {
-        100
-    } else {
-        0
-    };
-    d.next = Next::Done;
-    d.wait_seconds = 0;
-    d.outcome = Some(Outcome { status, reason });
-    Ok(task.into_value())
+    task.finish(services, status, reason).await
 }
 
 async fn exists(cluster: &Cluster, namespace: &str, name: &str) -> Result<bool, HandlerError> {
