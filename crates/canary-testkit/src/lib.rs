@@ -113,10 +113,17 @@ impl MotoServer {
     ///
     /// The program is `moto_server`, or `$MOTO_SERVER` when set.
     pub fn start() -> Result<Self, TestkitError> {
+        Self::start_with_env(&[])
+    }
+
+    /// [`MotoServer::start`] with extra environment variables for `moto_server`, e.g.
+    /// `MOTO_PORT`, the port that moto's Step Functions engine sends its own AWS calls
+    /// (Lambda invocations) to.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Result<Self, TestkitError> {
         let mut last = None;
         for _ in 0..PORT_TRIES {
             let port = free_port()?;
-            match Self::start_on(port) {
+            match Self::start_on(port, env) {
                 Ok(server) => return Ok(server),
                 // Another process may have taken the port between our probe and moto's bind.
                 Err(e @ TestkitError::NotReady { .. }) => last = Some(e),
@@ -139,7 +146,7 @@ impl MotoServer {
             })
     }
 
-    fn start_on(port: u16) -> Result<Self, TestkitError> {
+    fn start_on(port: u16, env: &[(&str, &str)]) -> Result<Self, TestkitError> {
         let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
         let log =
             std::env::temp_dir().join(format!("canary-moto-{}-{port}.log", std::process::id()));
@@ -150,6 +157,7 @@ impl MotoServer {
             .arg(&program)
             .arg(port.to_string())
             .arg(&log)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
