@@ -22,8 +22,12 @@
 //! both through the real AWS SDK to `--aws-endpoint` (default: the `--forward`
 //! endpoint, i.e. moto), and one cluster for every `cluster_name`, reached through
 //! `--kubeconfig` (the simulated cluster, or any real one). The clock is the system
-//! clock. Region and credentials come from the usual AWS environment (region default
-//! `us-east-1`).
+//! clock. Region and credentials come from the environment (`AWS_REGION`, default
+//! `us-east-1`; `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`: moto accepts any).
+//!
+//! Health numbers come from CloudWatch, as in AWS, so whatever feeds moto's CloudWatch
+//! decides the verdicts: the end-to-end test (`tests/moto_sfn.rs`) pumps the simulated
+//! cluster's traffic into it, standing in for Container Insights and the metric filters.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -168,10 +172,14 @@ pub async fn run(args: ProxyArgs) -> Result<(), ProxyError> {
 /// `--kubeconfig`, the system clock.
 pub async fn services(args: &ProxyArgs) -> Result<Services, ProxyError> {
     let aws_endpoint = endpoint(args.aws_endpoint.as_deref().unwrap_or(&args.forward))?;
-    let region = aws_config::meta::region::RegionProviderChain::default_provider()
-        .or_else(aws_config::Region::new(DEFAULT_REGION));
+    // The environment's region, else us-east-1 (no instance metadata lookup: this runs
+    // beside moto, not on EC2).
+    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| DEFAULT_REGION.to_owned());
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(region)
+        .region(aws_config::Region::new(region))
         .endpoint_url(&aws_endpoint)
         .load()
         .await;
