@@ -608,7 +608,10 @@ pub async fn run_scenario_in(env: &DemoEnv, scenario: Scenario) -> ScenarioResul
         deployment.as_ref().and_then(|d| d.outcome.as_ref()),
     ) {
         (_, Some(o)) => (outcome_word(o.status).to_owned(), o.reason.clone()),
-        (Status::Failed { error, cause }, None) => (format!("failed: {error}"), cause.clone()),
+        (Status::Failed { error, cause }, None) => (
+            format!("failed: {error}"),
+            canary_core::errors::readable_cause(cause),
+        ),
         (Status::Succeeded, None) => ("succeeded without an outcome".into(), String::new()),
     };
     let execution = match &run.status {

@@ -105,10 +105,13 @@ impl TaskInvoker for LocalInvoker {
                 format!("no local handler for resource `{resource}`"),
             ));
         };
-        function
-            .call(&self.services, input)
-            .await
-            .map_err(|e| TaskError::new(e.error_type, e.message))
+        // As in AWS, a function error's Cause is the error payload as JSON text.
+        function.call(&self.services, input).await.map_err(|e| {
+            TaskError::new(
+                e.error_type,
+                canary_core::errors::lambda_cause(e.error_type, &e.message),
+            )
+        })
     }
 }
 

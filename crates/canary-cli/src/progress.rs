@@ -156,7 +156,10 @@ impl Tracker {
             } => {
                 s.in_task = false;
                 let d = s.deployment.clone()?;
-                let note = format!("{error}: {}", one_line(cause));
+                let note = format!(
+                    "{error}: {}",
+                    one_line(&canary_core::errors::readable_cause(cause))
+                );
                 Some(self.row(event.at_millis, state, &d, note, true, false))
             }
             EventKind::ExecutionSucceeded { .. } | EventKind::ExecutionFailed { .. } => {

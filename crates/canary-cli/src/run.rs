@@ -444,7 +444,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, RunError> {
                     let reason = if cause.is_empty() {
                         outcome_reason(&deployment)
                     } else {
-                        cause.clone()
+                        canary_core::errors::readable_cause(cause)
                     };
                     (
                         outcome,

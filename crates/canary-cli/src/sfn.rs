@@ -211,7 +211,8 @@ async fn follow(client: &Client, arn: &str, interval: Duration) -> Result<ExitCo
         println!("  error: {error}");
     }
     if let Some(cause) = &end.cause {
-        println!("  cause: {}", shorten(cause, MAX_CAUSE));
+        let cause = canary_core::errors::readable_cause(cause);
+        println!("  cause: {}", shorten(&cause, MAX_CAUSE));
     }
     Ok(if end.status == ExecutionStatus::Succeeded.as_str() {
         ExitCode::SUCCESS
@@ -402,7 +403,12 @@ impl Progress {
                 "{at}  {}: {}: {}",
                 e.kind,
                 e.error.as_deref().unwrap_or("(no error name)"),
-                shorten(e.cause.as_deref().unwrap_or("(no cause)"), MAX_EVENT_CAUSE)
+                shorten(
+                    &canary_core::errors::readable_cause(
+                        e.cause.as_deref().unwrap_or("(no cause)")
+                    ),
+                    MAX_EVENT_CAUSE
+                )
             ));
         }
         lines

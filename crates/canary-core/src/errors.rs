@@ -56,3 +56,37 @@ pub const TRANSIENT: &[&str] = &[
 
 /// Errors after which the state machine must not touch the service at all.
 pub const HANDS_OFF: &[&str] = &[SERVICE_LOCKED, LOCK_LOST];
+
+/// The message of an error's `Cause` as a person should read it. When a Lambda function
+/// fails, Step Functions puts the function's whole error payload in `Cause`, as JSON
+/// text (`{"errorType": "...", "errorMessage": "..."}`); this returns the message. Any
+/// other cause is returned as it is.
+pub fn readable_cause(cause: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(cause)
+        .ok()
+        .and_then(|v| {
+            v.get("errorMessage")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| cause.to_owned())
+}
+
+/// The `Cause` Step Functions records for a Lambda function error: the error payload as
+/// JSON text.
+pub fn lambda_cause(error_type: &str, message: &str) -> String {
+    serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lambda_error_payload_in_the_cause_is_reduced_to_its_message() {
+        let payload = lambda_cause("CanaryNotReady", "web-2 cannot become ready");
+        assert_eq!(readable_cause(&payload), "web-2 cannot become ready");
+        assert_eq!(readable_cause("plain words"), "plain words");
+        assert_eq!(readable_cause(r#"{"other": 1}"#), r#"{"other": 1}"#);
+    }
+}

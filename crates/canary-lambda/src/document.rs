@@ -24,21 +24,6 @@ pub struct Task {
     pub error: Option<(String, String)>,
 }
 
-/// The message of a caught error's `Cause`. When a Lambda function fails, Step
-/// Functions puts the function's whole error payload in `Cause`, as JSON text
-/// (`{"errorType": "...", "errorMessage": "...", ...}`); the message is what a person
-/// reads. Any other cause is kept as it is.
-fn readable_cause(cause: &str) -> String {
-    serde_json::from_str::<Value>(cause)
-        .ok()
-        .and_then(|v| {
-            v.get("errorMessage")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| cause.to_owned())
-}
-
 impl Task {
     /// Parses a task input that must already hold a `deployment` (every task after
     /// render-template).
@@ -50,7 +35,10 @@ impl Task {
                     .unwrap_or_default()
                     .to_owned()
             };
-            (text("Error"), readable_cause(&text("Cause")))
+            (
+                text("Error"),
+                canary_core::errors::readable_cause(&text("Cause")),
+            )
         });
         let doc = ExecutionDocument::from_value(value).map_err(HandlerError::invalid)?;
         let Some(deployment) = doc.deployment else {
@@ -245,18 +233,4 @@ pub async fn kinds_of_version(
         }
     }
     Ok(kinds)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::readable_cause;
-
-    #[test]
-    fn a_lambda_error_payload_in_the_cause_is_reduced_to_its_message() {
-        let payload =
-            r#"{"errorType":"CanaryNotReady","errorMessage":"web-2 cannot become ready"}"#;
-        assert_eq!(readable_cause(payload), "web-2 cannot become ready");
-        assert_eq!(readable_cause("plain words"), "plain words");
-        assert_eq!(readable_cause(r#"{"other": 1}"#), r#"{"other": 1}"#);
-    }
 }

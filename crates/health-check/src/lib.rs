@@ -23,10 +23,28 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
             version: Some(task.deployment.canary_version),
             reason: format!("aborted by {}: {}", abort.by, abort.reason),
         },
-        None => canary_metrics::check(services.metrics.as_ref(), &task.spec, task.deployment.canary_version, now).await?,
+        None => {
+            canary_metrics::check(
+                services.metrics.as_ref(),
+                &task.spec,
+                task.deployment.canary_version,
+                now,
+            )
+            .await?
+        }
     };
     let d = &task.deployment;
-    services.store.record_progress(&svc, &d.execution, d.canary_version, d.weight, Some(&verdict), now).await?;
+    services
+        .store
+        .record_progress(
+            &svc,
+            &d.execution,
+            d.canary_version,
+            d.weight,
+            Some(&verdict),
+            now,
+        )
+        .await?;
     task.deployment.after_check(&task.spec, verdict, now);
     Ok(task.into_value())
 }

@@ -3,5 +3,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    canary_lambda::runtime::serve("health-check", |services, input| async move { health_check::handle(&services, input).await }).await
+    canary_lambda::runtime::serve("health-check", |services, input| async move {
+        health_check::handle(&services, input).await
+    })
+    .await
 }

@@ -8,7 +8,7 @@
 
 use canary_core::execution::{Next, RouteRef};
 use canary_core::render::{self, RenderParams};
-use canary_core::{Deployment, DeploySpec, ExecutionDocument, schedule};
+use canary_core::{DeploySpec, Deployment, ExecutionDocument, schedule};
 use canary_lambda::{HandlerError, HandlerResult, Services};
 use canary_store::ServiceRef;
 use serde_json::Value;
@@ -18,22 +18,56 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
     let (deploy, execution) = split_input(input)?;
     let spec = DeploySpec::parse(&deploy, None)?;
     // Render both shapes now, so that a broken template fails before the lock.
-    let probe = render::render(&spec, &RenderParams { version: 2, stable_version: Some(1), canary_weight: 0 })?;
-    render::render(&spec, &RenderParams { version: 1, stable_version: None, canary_weight: 100 })?;
+    let probe = render::render(
+        &spec,
+        &RenderParams {
+            version: 2,
+            stable_version: Some(1),
+            canary_weight: 0,
+        },
+    )?;
+    render::render(
+        &spec,
+        &RenderParams {
+            version: 1,
+            stable_version: None,
+            canary_weight: 100,
+        },
+    )?;
 
     let svc = ServiceRef::from_spec(&spec);
     let now = services.clock.now_secs();
     let lock = services.store.take_lock(&svc, &execution, now).await?;
-    match prepare(services, &spec, &svc, &execution, &lock.token, probe.route, now).await {
+    match prepare(
+        services,
+        &spec,
+        &svc,
+        &execution,
+        &lock.token,
+        probe.route,
+        now,
+    )
+    .await
+    {
         Ok(deployment) => {
             let Value::Object(raw) = deploy else {
-                return Err(HandlerError::internal("deploy.json stopped being an object"));
+                return Err(HandlerError::internal(
+                    "deploy.json stopped being an object",
+                ));
             };
-            Ok(ExecutionDocument { spec: raw, deployment: Some(deployment) }.to_value())
+            Ok(ExecutionDocument {
+                spec: raw,
+                deployment: Some(deployment),
+            }
+            .to_value())
         }
         Err(e) => {
             // Nothing was deployed: give the service back before failing.
-            if let Err(release) = services.store.release_lock(&svc, &execution, &lock.token, now).await {
+            if let Err(release) = services
+                .store
+                .release_lock(&svc, &execution, &lock.token, now)
+                .await
+            {
                 tracing::error!(error = %release, "could not release the lock after a failed render");
             }
             Err(e)
@@ -61,7 +95,9 @@ fn split_input(input: Value) -> Result<(Value, String), HandlerError> {
         Value::Object(_) => Err(HandlerError::invalid(
             "the input must be {\"deploy\": <deploy.json>, \"execution\": \"<id>\"} (the state machine passes it so)",
         )),
-        other => Err(HandlerError::invalid(format!("the input must be a JSON object, got {other}"))),
+        other => Err(HandlerError::invalid(format!(
+            "the input must be a JSON object, got {other}"
+        ))),
     }
 }
 
@@ -74,7 +110,10 @@ async fn prepare(
     route: RouteRef,
     now: i64,
 ) -> Result<Deployment, HandlerError> {
-    let begin = services.store.begin(svc, execution, &spec.container_image, now).await?;
+    let begin = services
+        .store
+        .begin(svc, execution, &spec.container_image, now)
+        .await?;
     let first = begin.stable_version.is_none();
     let params = RenderParams {
         version: begin.canary_version,
@@ -82,7 +121,10 @@ async fn prepare(
         canary_weight: if first { 100 } else { 0 },
     };
     let rendered = render::render(spec, &params)?;
-    let manifest_key = services.store.put_manifest(svc, begin.canary_version, &rendered.to_yaml()).await?;
+    let manifest_key = services
+        .store
+        .put_manifest(svc, begin.canary_version, &rendered.to_yaml())
+        .await?;
     Ok(Deployment {
         execution: execution.to_owned(),
         canary_version: begin.canary_version,

@@ -3,5 +3,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    canary_lambda::runtime::serve("render-template", |services, input| async move { render_template::handle(&services, input).await }).await
+    canary_lambda::runtime::serve("render-template", |services, input| async move {
+        render_template::handle(&services, input).await
+    })
+    .await
 }
