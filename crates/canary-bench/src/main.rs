@@ -33,10 +33,10 @@ struct Args {
     #[arg(long, default_value = "bench/baseline")]
     baseline_dir: PathBuf,
     /// Process generations of our functions (four deployments each).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 5)]
     generations: usize,
     /// Whole canary deployments of the baseline.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     baseline_deployments: usize,
     /// Processes per baseline Python function.
     #[arg(long, default_value_t = 5)]
@@ -114,6 +114,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         CheckConfig::new("default: check_interval 60 s, bake_time 60 s", None, None),
         CheckConfig::new("check_interval 15 s", Some(15), None),
         CheckConfig::new("check_interval 10 s", Some(10), None),
+        CheckConfig::new("check_interval 10 s, bake_time 180 s", Some(10), Some(180)),
     ];
     let mut calibrations = Vec::new();
     for c in &configs {
@@ -165,10 +166,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         None
     } else {
         eprintln!("canary-bench: real binaries and the baseline (moto, simulated cluster)");
+        let work = args.out.join("work");
+        std::fs::create_dir_all(&work)?;
         let cfg = RealConfig {
-            bin_dir: args.bin_dir.clone(),
-            baseline_dir: args.baseline_dir.clone(),
-            work: args.out.join("work"),
+            bin_dir: std::fs::canonicalize(&args.bin_dir)?,
+            baseline_dir: std::fs::canonicalize(&args.baseline_dir)?,
+            work: std::fs::canonicalize(&work)?,
             generations: args.generations,
             baseline_deployments: args.baseline_deployments,
             python_processes: args.python_processes,

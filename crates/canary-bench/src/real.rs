@@ -657,7 +657,10 @@ pub async fn run(cfg: &RealConfig) -> Result<RealRun, RealError> {
         "boto3".into(),
         version_of("python3", &["-c", "import boto3; print(boto3.__version__)"]),
     );
-    tools.insert("moto".into(), version_of("moto_server", &["--version"]));
+    tools.insert(
+        "moto".into(),
+        version_of("python3", &["-c", "import moto; print(moto.__version__)"]),
+    );
     tools.insert("jq".into(), version_of("jq", &["--version"]));
     peers.server.shutdown().await;
     Ok(RealRun {

@@ -170,6 +170,29 @@ fn opt(s: Option<Spread>, digits: usize) -> String {
     s.map_or_else(|| "n/a".to_owned(), |s| s.show(digits))
 }
 
+/// Enough decimals for the size of the number.
+fn auto(x: f64) -> String {
+    let a = x.abs();
+    if a == 0.0 || a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 1.0 {
+        format!("{x:.1}")
+    } else if a >= 0.01 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.6}")
+    }
+}
+
+/// `min / median / max`, or the one value when they agree.
+fn spread_auto(s: Option<Spread>) -> String {
+    match s {
+        None => "n/a".to_owned(),
+        Some(s) if s.min == s.max => auto(s.median),
+        Some(s) => format!("{} / {} / {}", auto(s.min), auto(s.median), auto(s.max)),
+    }
+}
+
 fn med(s: Option<Spread>, digits: usize) -> String {
     s.map_or_else(
         || "n/a".to_owned(),
@@ -227,10 +250,10 @@ pub fn markdown(r: &Results) -> String {
             out,
             "| {} | {} | {} | {} |",
             v.what,
-            opt(v.ours, 1),
-            opt(v.original, 1),
+            spread_auto(v.ours),
+            spread_auto(v.original),
             v.ratio
-                .map_or_else(|| "n/a".to_owned(), |x| format!("{x:.1}×"))
+                .map_or_else(|| "n/a".to_owned(), |x| format!("{x:.2}×"))
         );
     }
     let _ = writeln!(
@@ -251,6 +274,40 @@ pub fn markdown(r: &Results) -> String {
             x.onsets,
             x.detected,
             opt(x.seconds, 0)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n### Our flow per check configuration (one healthy yelb-appserver deployment, simulated)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| configuration | state transitions | Step Functions $ | health checks | Lambda invocations | API requests | API writes | virtual duration s |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for c in &r.calibrations {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.6} | {} | {} | {} | {} | {} |",
+            c.config.name,
+            c.transitions,
+            c.transitions as f64 * crate::cost::SFN_PER_TRANSITION,
+            c.invocations.get("health-check").copied().unwrap_or(0),
+            c.invocations.values().sum::<usize>(),
+            c.requests,
+            c.writes,
+            c.duration_secs
+        );
+    }
+    for o in &r.original_flow {
+        let _ = writeln!(
+            out,
+            "| original flow model, {} | {} | {:.6} | {} | {} | | | {} |",
+            o.case,
+            o.transitions,
+            o.transitions as f64 * crate::cost::SFN_PER_TRANSITION,
+            o.invocations.get("gather-health").copied().unwrap_or(0),
+            o.invocations.values().sum::<usize>(),
+            o.duration_secs
         );
     }
     let _ = writeln!(
@@ -288,17 +345,17 @@ pub fn summary(r: &Results) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| measure | eks-canary | original design | |\n|---|---:|---:|---:|"
+        "| measure (medians) | eks-canary | original design | original ÷ ours |\n|---|---:|---:|---:|"
     );
     for v in &r.comparisons {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} |",
             v.what,
-            med(v.ours, 1),
-            med(v.original, 1),
-            v.ratio
-                .map_or_else(String::new, |x| format!("{x:.1}× less"))
+            v.ours.map_or_else(|| "n/a".to_owned(), |s| auto(s.median)),
+            v.original
+                .map_or_else(|| "n/a".to_owned(), |s| auto(s.median)),
+            v.ratio.map_or_else(String::new, |x| format!("{x:.2}×"))
         );
     }
     for x in &r.reaction {
