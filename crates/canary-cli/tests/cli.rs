@@ -190,5 +190,5 @@ fn plan_works_on_the_raw_seed_deploy_json() {
         out.contains("full traffic on the canary after  9:00"),
         "{out}"
     );
-    assert!(out.contains("rolled back within 2:00 at worst"), "{out}");
+    assert!(out.contains("rolled back within 3:00 at worst"), "{out}");
 }

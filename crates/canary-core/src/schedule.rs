@@ -67,6 +67,11 @@ mod tests {
 /// one datapoint a minute).
 pub const METRIC_PERIOD_SECS: u64 = 60;
 
+/// How long after a failure starts its first datapoint can be read, at worst: the
+/// metric period it falls in, and then the period's publication (CloudWatch Logs metric
+/// filters publish a minute's datapoint after the minute ends).
+pub const METRIC_VISIBILITY_SECS: u64 = 2 * METRIC_PERIOD_SECS;
+
 /// One step of a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanStep {
@@ -90,11 +95,11 @@ pub struct Plan {
     pub total_secs: u64,
     /// Seconds between health checks.
     pub check_interval_secs: u64,
-    /// Worst case from a failure starting to its rollback: one check interval plus one
-    /// metric period (the datapoint must exist before a check can see it).
+    /// Worst case from a failure starting to its rollback: one check interval plus
+    /// [`METRIC_VISIBILITY_SECS`] (the datapoint must be visible before a check can see it).
     pub worst_unnoticed_secs: u64,
-    /// The original design's worst case at the same settings: a whole `wait_time` plus a
-    /// metric period, and a failure after the shift to 100% was never noticed.
+    /// The original design's worst case at the same settings: a whole `wait_time` plus
+    /// [`METRIC_VISIBILITY_SECS`], and a failure after the shift to 100% was never noticed.
     pub original_worst_unnoticed_secs: u64,
     /// Health checks in the whole deployment.
     pub checks: u64,
@@ -146,7 +151,7 @@ pub fn plan(spec: &DeploySpec) -> Plan {
         time_to_full_secs,
         total_secs: at,
         check_interval_secs: interval,
-        worst_unnoticed_secs: interval + METRIC_PERIOD_SECS,
-        original_worst_unnoticed_secs: spec.wait_time + METRIC_PERIOD_SECS,
+        worst_unnoticed_secs: interval + METRIC_VISIBILITY_SECS,
+        original_worst_unnoticed_secs: spec.wait_time + METRIC_VISIBILITY_SECS,
     }
 }

@@ -136,9 +136,14 @@ impl DeploySpec {
             .max(1)
     }
 
-    /// Seconds the canary stays at 100% before the old version is removed (default: `wait_time`).
+    /// Seconds the canary stays at 100% before the old version is removed. The default
+    /// is `wait_time`, but at least one check interval plus the time a metric datapoint
+    /// takes to become visible (two periods: the minute it covers, and its publication),
+    /// so that a failure that starts near the end of the rollout is still seen before
+    /// the old version goes.
     pub fn bake_time(&self) -> u64 {
-        self.bake_time.unwrap_or(self.wait_time)
+        self.bake_time
+            .unwrap_or_else(|| self.wait_time.max(self.check_interval() + crate::schedule::METRIC_VISIBILITY_SECS))
     }
 
     /// Parses and validates deploy.json as the state machine receives it. `template`
