@@ -111,7 +111,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
             Some(60),
             Some(0),
         ),
-        CheckConfig::new("default: check_interval 60 s, bake_time 60 s", None, None),
+        CheckConfig::new(
+            "default: check_interval 60 s, bake_time 180 s (check_interval + two metric periods)",
+            None,
+            None,
+        ),
         CheckConfig::new("check_interval 15 s", Some(15), None),
         CheckConfig::new("check_interval 10 s", Some(10), None),
         CheckConfig::new("check_interval 10 s, bake_time 180 s", Some(10), Some(180)),
@@ -294,7 +298,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         args.delay
     ));
     notes.push("The original's reaction is its exact rule: checks only after each 60 s wait (9 checks, none after the shift to 100%), each reading the per-minute 5xx sum of the last 300 s; onsets after its last useful check are never rolled back (the faulty version is promoted).".into());
-    notes.push("Onsets are counted from the canary's first traffic (the shift to 10%) and run every few seconds up to 600 s, the end of our default rollout (9 steps of 60 s and a 60 s bake at 100%).".into());
+    notes.push("Onsets are counted from the canary's first traffic (the shift to 10%) and run every 5 s for 600 s: the original's rollout (9 steps of 60 s, then 100% with no further check) and the first minute at 100%; our default rollout goes on to 720 s (a 180 s bake at 100%).".into());
 
     let results = Results {
         date: today(),
