@@ -142,8 +142,10 @@ impl DeploySpec {
     /// so that a failure that starts near the end of the rollout is still seen before
     /// the old version goes.
     pub fn bake_time(&self) -> u64 {
-        self.bake_time
-            .unwrap_or_else(|| self.wait_time.max(self.check_interval() + crate::schedule::METRIC_VISIBILITY_SECS))
+        self.bake_time.unwrap_or_else(|| {
+            self.wait_time
+                .max(self.check_interval() + crate::schedule::METRIC_VISIBILITY_SECS)
+        })
     }
 
     /// Parses and validates deploy.json as the state machine receives it. `template`

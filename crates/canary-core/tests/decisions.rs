@@ -234,7 +234,11 @@ fn a_hold_never_advances_even_when_the_step_is_over() {
 #[test]
 fn the_plan_counts_checks_and_warns_when_a_deployment_cannot_fit_one_execution() {
     let p = schedule::plan(&spec(json!({})));
-    assert_eq!(p.checks, 9 + 3, "one check per 60 s step, three in the 180 s bake");
+    assert_eq!(
+        p.checks,
+        9 + 3,
+        "one check per 60 s step, three in the 180 s bake"
+    );
     assert_eq!(p.steps.last().map(|s| s.hold_secs), Some(180));
     assert!(p.history_events < schedule::MAX_HISTORY_EVENTS);
     let mut doc = seed_doc("yelb-appserver");
