@@ -18,7 +18,7 @@
 //!
 //! The input is the seed's yelb-appserver deploy.json with `container_image` and
 //! `config_file` added and short times: `percentage_step` 25 (four steps instead of
-//! ten), `wait_time` 2, `check_interval` 1, `ready_timeout` 30. moto's Waits and
+//! ten), `wait_time` 2, `check_interval` 1, `bake_time` 2, `ready_timeout` 30. moto's Waits and
 //! retry delays are real sleeps; the readiness poll is the definition's fixed 10 s
 //! (`canary_core::execution::READY_POLL_SECONDS`), so every deployment spends 10 s there.
 //!
@@ -84,6 +84,9 @@ fn deploy_json(version: u32) -> Value {
     map.insert("percentage_step".into(), json!(25));
     map.insert("wait_time".into(), json!(2));
     map.insert("check_interval".into(), json!(1));
+    // The default bake covers two CloudWatch metric periods (over two minutes); the
+    // simulated metrics here are visible at once, so a short bake keeps the test short.
+    map.insert("bake_time".into(), json!(2));
     map.insert("ready_timeout".into(), json!(30));
     DeploySpec::parse(&doc, None).expect("the test's deploy.json is valid");
     doc

@@ -355,9 +355,10 @@ async fn a_healthy_canary_goes_through_every_step_and_is_promoted() {
         "{:?}",
         execution.path()
     );
-    // yelb-appserver: percentage_step 10 -> 10 shifts, one check per 60 s step, bake at 100%.
+    // yelb-appserver: percentage_step 10 -> 10 shifts, one check per 60 s step, and
+    // three in the default 180 s bake at 100% (check_interval + two metric periods).
     assert_eq!(count(&execution, "ShiftWeights"), 10);
-    assert_eq!(count(&execution, "HealthCheck"), 10);
+    assert_eq!(count(&execution, "HealthCheck"), 9 + 3);
     assert_eq!(count(&execution, "CheckReadiness"), 2);
     assert_eq!(count(&execution, "Rollback"), 0);
     assert_eq!(
@@ -370,8 +371,9 @@ async fn a_healthy_canary_goes_through_every_step_and_is_promoted() {
         deployment["schedule"],
         json!([10, 20, 30, 40, 50, 60, 70, 80, 90, 100])
     );
-    // Two readiness polls of 10 s and ten steps of 60 s, on the virtual clock.
-    assert_eq!(execution.duration_millis, (2 * 10 + 10 * 60) * 1000);
+    // Two readiness polls of 10 s, nine steps of 60 s and the 180 s bake, on the
+    // virtual clock.
+    assert_eq!(execution.duration_millis, (2 * 10 + 9 * 60 + 180) * 1000);
     assert!(
         execution.transitions < 70,
         "{} transitions",
@@ -442,7 +444,7 @@ async fn transient_errors_and_a_crash_are_retried_and_the_deployment_is_promoted
     })
     .await;
     assert_eq!(execution.status, Status::Succeeded);
-    assert_eq!(execution.attempts("HealthCheck"), 10 + 2);
+    assert_eq!(execution.attempts("HealthCheck"), 12 + 2);
     assert_eq!(execution.attempts("DeployCanary"), 2);
     assert_eq!(execution.attempts("ShiftWeights"), 10 + 3);
     assert_eq!(count(&execution, "Rollback"), 0);
