@@ -60,6 +60,9 @@ impl SimProcess {
             "steps": [50, 100],
             "wait_time": wait_time,
             "check_interval": check_interval,
+            // The default bake covers two CloudWatch metric periods (minutes); these
+            // runs use no CloudWatch, so a bake as short as a step keeps them short.
+            "bake_time": wait_time,
             "failure_threshold_value": 0,
             "failure_threshold_time": 60,
             "ready_timeout": 30
