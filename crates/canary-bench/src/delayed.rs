@@ -4,14 +4,15 @@
 //! its minute has ended. A check at `now` therefore sees only the minutes that ended at
 //! least `delay_secs` before `now`.
 //!
-//! It reads the simulated cluster's traffic (as the demo's `SimMetricsSource` does),
-//! so an error that starts at time `t` first shows in the datapoint of the minute
+//! It narrows each query to the visible minutes and hands it to the demo's
+//! `SimMetricsSource`, which reads the simulated cluster's traffic, so an error that starts at time `t` first shows in the datapoint of the minute
 //! holding `t`, visible from the end of that minute plus the delay.
 
 use async_trait::async_trait;
+use canary_cli::local::SimMetricsSource;
 use canary_core::Observation;
 use canary_metrics::{HealthQuery, MetricsError, MetricsSource};
-use canary_sim::{MetricsQuery, SimCluster};
+use canary_sim::SimCluster;
 
 /// The period of every datapoint, in seconds.
 pub const PERIOD_SECS: i64 = 60;
@@ -19,8 +20,7 @@ pub const PERIOD_SECS: i64 = 60;
 /// Simulated traffic, published per minute and `delay_secs` late.
 #[derive(Debug, Clone)]
 pub struct DelayedMetrics {
-    sim: SimCluster,
-    namespace: String,
+    inner: SimMetricsSource,
     delay_secs: i64,
 }
 
@@ -29,8 +29,7 @@ impl DelayedMetrics {
     /// after it ends.
     pub fn new(sim: SimCluster, namespace: &str, delay_secs: i64) -> Self {
         Self {
-            sim,
-            namespace: namespace.to_owned(),
+            inner: SimMetricsSource::new(sim, namespace),
             delay_secs: delay_secs.max(0),
         }
     }
@@ -54,22 +53,13 @@ impl MetricsSource for DelayedMetrics {
                 successes: q.need_requests.then(Vec::new),
             });
         };
-        let m = self.sim.metrics(&MetricsQuery {
-            namespace: self.namespace.clone(),
-            service: q.service.clone(),
-            controller: q
-                .health
-                .version_dimension
-                .as_ref()
-                .map(|_| q.version_value()),
-            start_millis: start.saturating_mul(1000),
-            end_millis: end.saturating_mul(1000),
+        let visible = HealthQuery {
+            start_secs: start,
+            end_secs: end,
             period_secs: PERIOD_SECS as u32,
-        });
-        Ok(Observation {
-            errors: m.errors,
-            successes: q.need_requests.then_some(m.successes),
-        })
+            ..q.clone()
+        };
+        self.inner.observe(&visible).await
     }
 }
 
