@@ -565,6 +565,31 @@ fn route(sim: &SimCluster) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The end state every scenario must leave: all traffic on `serving`, only its
+/// Deployment, nothing of `removed` left, the lock released and `serving` recorded as
+/// the stable version.
+async fn assert_whole_on(stack: &MotoStack, serving: u32, removed: Option<u32>) {
+    let name = format!("{SERVICE}-{serving}");
+    assert_eq!(route(&stack.sim), vec![(name.clone(), 100)]);
+    assert_eq!(deployments(&stack.sim), vec![name]);
+    if let Some(removed) = removed {
+        assert!(
+            objects_of_version(&stack.sim, removed).is_empty(),
+            "objects of v{removed} left: {:?}",
+            objects_of_version(&stack.sim, removed)
+        );
+    }
+    let svc = stack.svc();
+    assert!(
+        stack.store.lock(&svc).await.unwrap().is_none(),
+        "the lock is released"
+    );
+    assert_eq!(
+        stack.store.state(&svc).await.unwrap().stable_version,
+        Some(serving)
+    );
+}
+
 async fn first_deployment_in_moto(stack: &MotoStack) -> MotoRun {
     let run = stack.run("yelb-appserver-1", &deploy_json(1)).await;
     assert_eq!(
@@ -585,20 +610,7 @@ async fn a_first_deployment_succeeds_in_moto_and_takes_the_local_executors_path(
         run.seconds, run.path
     );
 
-    assert_eq!(deployments(&stack.sim), vec!["yelb-appserver-1"]);
-    assert_eq!(
-        route(&stack.sim),
-        vec![("yelb-appserver-1".to_owned(), 100)]
-    );
-    let svc = stack.svc();
-    assert!(
-        stack.store.lock(&svc).await.unwrap().is_none(),
-        "the lock is released"
-    );
-    assert_eq!(
-        stack.store.state(&svc).await.unwrap().stable_version,
-        Some(1)
-    );
+    assert_whole_on(&stack, 1, None).await;
 
     let local = LocalStack::start().await;
     let local_run = local.run("yelb-appserver-1", &deploy_json(1)).await;
@@ -622,25 +634,7 @@ async fn a_healthy_canary_is_promoted_in_moto_and_takes_the_local_executors_path
         stack.failure("the healthy canary", &run)
     );
 
-    assert_eq!(
-        route(&stack.sim),
-        vec![("yelb-appserver-2".to_owned(), 100)]
-    );
-    assert_eq!(deployments(&stack.sim), vec!["yelb-appserver-2"]);
-    assert!(
-        objects_of_version(&stack.sim, 1).is_empty(),
-        "v1 objects left: {:?}",
-        objects_of_version(&stack.sim, 1)
-    );
-    let svc = stack.svc();
-    assert!(
-        stack.store.lock(&svc).await.unwrap().is_none(),
-        "the lock is released"
-    );
-    assert_eq!(
-        stack.store.state(&svc).await.unwrap().stable_version,
-        Some(2)
-    );
+    assert_whole_on(&stack, 2, Some(1)).await;
     let weights: Vec<u64> = stack
         .sim
         .weight_history(NAMESPACE)
@@ -696,25 +690,8 @@ async fn a_faulty_canary_is_rolled_back_in_moto_and_takes_the_local_executors_pa
         "cause: {cause}"
     );
 
-    assert_eq!(
-        route(&stack.sim),
-        vec![("yelb-appserver-1".to_owned(), 100)]
-    );
-    assert_eq!(deployments(&stack.sim), vec!["yelb-appserver-1"]);
-    assert!(
-        objects_of_version(&stack.sim, 2).is_empty(),
-        "canary objects left: {:?}",
-        objects_of_version(&stack.sim, 2)
-    );
+    assert_whole_on(&stack, 1, Some(2)).await;
     let svc = stack.svc();
-    assert!(
-        stack.store.lock(&svc).await.unwrap().is_none(),
-        "the lock is released"
-    );
-    assert_eq!(
-        stack.store.state(&svc).await.unwrap().stable_version,
-        Some(1)
-    );
     let record = stack
         .store
         .record(&svc, 2)
@@ -790,17 +767,7 @@ async fn a_canary_that_cannot_become_ready_is_rolled_back_in_moto_and_takes_the_
     // Step Functions hands the Catch the function's error payload as JSON text; the
     // rollback reason carries only its message.
     assert!(!cause.contains("errorType"), "cause: {cause}");
-    assert_eq!(
-        route(&stack.sim),
-        vec![("yelb-appserver-1".to_owned(), 100)]
-    );
-    assert_eq!(deployments(&stack.sim), vec!["yelb-appserver-1"]);
-    assert!(objects_of_version(&stack.sim, 2).is_empty());
-    let svc = stack.svc();
-    assert!(
-        stack.store.lock(&svc).await.unwrap().is_none(),
-        "the lock is released"
-    );
+    assert_whole_on(&stack, 1, Some(2)).await;
 
     let local = LocalStack::start().await;
     local.run("yelb-appserver-1", &deploy_json(1)).await;
