@@ -434,35 +434,13 @@ impl DemoEnv {
     }
 }
 
-/// Targets and weights of a route object (App Mesh `weightedTargets` of every route,
-/// Gateway API `backendRefs` of every rule), added up per target.
+/// Targets and weights of a route object, read by its provider and added up per target
+/// (nothing for an object no provider can read).
 pub fn route_targets(route: &Value) -> Vec<(String, u64)> {
-    let mut out: Vec<(String, u64)> = Vec::new();
-    let mut add = |name: &str, weight: u64| match out.iter_mut().find(|(n, _)| n == name) {
-        Some((_, w)) => *w += weight,
-        None => out.push((name.to_owned(), weight)),
-    };
-    for r in route["spec"]["routes"].as_array().into_iter().flatten() {
-        for kind in ["httpRoute", "http2Route", "grpcRoute", "tcpRoute"] {
-            for t in r[kind]["action"]["weightedTargets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                if let Some(name) = t["virtualNodeRef"]["name"].as_str() {
-                    add(name, t["weight"].as_u64().unwrap_or(0));
-                }
-            }
-        }
-    }
-    for rule in route["spec"]["rules"].as_array().into_iter().flatten() {
-        for b in rule["backendRefs"].as_array().into_iter().flatten() {
-            if let Some(name) = b["name"].as_str() {
-                add(name, b["weight"].as_u64().unwrap_or(1));
-            }
-        }
-    }
-    out
+    canary_core::provider::TrafficProvider::of_object(route)
+        .and_then(|p| p.read(route).ok())
+        .map(|lists| canary_core::provider::total_weights(&lists))
+        .unwrap_or_default()
 }
 
 fn show_targets(targets: &[(String, u64)]) -> String {

@@ -7,13 +7,14 @@ pub mod errors;
 pub mod execution;
 pub mod labels;
 pub mod names;
+pub mod provider;
 pub mod render;
 pub mod schedule;
 pub mod spec;
 pub mod verdict;
 
 pub use execution::{Deployment, ExecutionDocument, Next, Outcome, OutcomeStatus, RouteRef};
-pub use render::{Backend, RenderError, RenderParams, Rendered, RenderedObject, Scope};
+pub use render::{RenderError, RenderParams, Rendered, RenderedObject, Scope};
 
 pub use spec::{
     DeploySpec, FieldError, HealthSpec, NoDataPolicy, TrafficProvider, ValidationErrors,

@@ -22,7 +22,8 @@ use serde_json::{Map, Value, json};
 
 use crate::execution::RouteRef;
 use crate::labels;
-use crate::spec::{DeploySpec, TrafficProvider};
+use crate::provider::{self, Share, TrafficProvider};
+use crate::spec::DeploySpec;
 
 /// The variables a template may use.
 pub const VARIABLES: &[&str] = &[
@@ -84,13 +85,6 @@ impl RenderedObject {
     }
 }
 
-/// One weighted backend of the route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backend {
-    pub version: u32,
-    pub weight: u8,
-}
-
 /// The objects for one version at one weight.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -100,8 +94,8 @@ pub struct Rendered {
     pub provider: TrafficProvider,
     /// The route object.
     pub route: RouteRef,
-    /// The route's backends and their weights.
-    pub backends: Vec<Backend>,
+    /// The route's versions and their weights.
+    pub backends: Vec<Share>,
     /// For the Gateway API: the port of the per-version Service.
     pub backend_port: Option<u16>,
 }
@@ -228,12 +222,14 @@ pub fn render(spec: &DeploySpec, params: &RenderParams) -> Result<Rendered, Rend
 
     let service = &spec.microservice_name;
     let canary_name = labels::versioned_name(service, params.version);
-    let backend_port = match provider {
-        TrafficProvider::AppMesh => None,
-        TrafficProvider::GatewayApi => Some(service_port(&first, &canary_name)?),
+    let backend_port = if provider.needs_port() {
+        Some(service_port(&first, &canary_name)?)
+    } else {
+        None
     };
     let backends = backends(params);
-    let routes = route_entries(provider, service, &backends, backend_port);
+    let targets: Vec<_> = backends.iter().map(|b| b.target(service)).collect();
+    let routes = provider.render_targets(&targets, backend_port);
 
     let mut objects = Vec::with_capacity(docs.len());
     for (i, doc) in docs.iter().enumerate() {
@@ -326,47 +322,9 @@ fn check_params(p: &RenderParams) -> Result<(), RenderError> {
     }
 }
 
-/// The route's backends for `params`: the stable version (if any) then the canary.
-pub fn backends(params: &RenderParams) -> Vec<Backend> {
-    let mut out = Vec::with_capacity(2);
-    if let Some(stable) = params.stable_version {
-        out.push(Backend {
-            version: stable,
-            weight: 100 - params.canary_weight.min(100),
-        });
-    }
-    out.push(Backend {
-        version: params.version,
-        weight: params.canary_weight.min(100),
-    });
-    out
-}
-
-/// The text that replaces `${CANARY_ROUTES}` inside `[...]`: flow mappings, one per backend.
-pub fn route_entries(
-    provider: TrafficProvider,
-    service: &str,
-    backends: &[Backend],
-    port: Option<u16>,
-) -> String {
-    backends
-        .iter()
-        .map(|b| {
-            let name = labels::versioned_name(service, b.version);
-            match (provider, port) {
-                (TrafficProvider::AppMesh, _) => {
-                    format!("{{virtualNodeRef: {{name: {name}}}, weight: {}}}", b.weight)
-                }
-                (TrafficProvider::GatewayApi, Some(p)) => {
-                    format!("{{name: {name}, port: {p}, weight: {}}}", b.weight)
-                }
-                (TrafficProvider::GatewayApi, None) => {
-                    format!("{{name: {name}, weight: {}}}", b.weight)
-                }
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// The route's versions for `params`: the stable version (if any) then the canary.
+pub fn backends(params: &RenderParams) -> Vec<Share> {
+    provider::split(params.stable_version, params.version, params.canary_weight)
 }
 
 fn check_variables(template: &str) -> Result<(), RenderError> {
@@ -576,15 +534,15 @@ fn label(value: &mut Value, service: &str, version: Option<u32>) {
 fn detect_provider(spec: &DeploySpec, route: &Value) -> Result<TrafficProvider, RenderError> {
     let api = route["apiVersion"].as_str().unwrap_or_default();
     let kind = route["kind"].as_str().unwrap_or_default();
-    let group = api.split('/').next().unwrap_or_default();
-    let detected = match (group, kind) {
-        ("appmesh.k8s.aws", "VirtualRouter") => TrafficProvider::AppMesh,
-        ("gateway.networking.k8s.io", "HTTPRoute" | "GRPCRoute") => TrafficProvider::GatewayApi,
-        _ => {
-            return Err(RenderError::Route(format!(
-                "the document with ${{CANARY_ROUTES}} is a `{kind}` ({api}); expected an App Mesh VirtualRouter (appmesh.k8s.aws) or a Gateway API HTTPRoute/GRPCRoute (gateway.networking.k8s.io)"
-            )));
-        }
+    let Some(detected) = TrafficProvider::for_route(api, kind) else {
+        let known: Vec<&str> = provider::REGISTRY
+            .iter()
+            .map(|p| p.route_objects())
+            .collect();
+        return Err(RenderError::Route(format!(
+            "the document with ${{CANARY_ROUTES}} is a `{kind}` ({api}); expected {}",
+            known.join(" or ")
+        )));
     };
     match spec.traffic_provider {
         Some(p) if p != detected => Err(RenderError::Route(format!(
@@ -615,71 +573,34 @@ fn service_port(objects: &[Value], name: &str) -> Result<u16, RenderError> {
     })
 }
 
-/// Every weighted target list of a route object: App Mesh routes' `weightedTargets` or
-/// Gateway API rules' `backendRefs`.
-pub fn target_lists(provider: TrafficProvider, route: &Value) -> Vec<&Vec<Value>> {
-    let mut out = Vec::new();
-    match provider {
-        TrafficProvider::AppMesh => {
-            for r in route["spec"]["routes"].as_array().into_iter().flatten() {
-                for kind in ["httpRoute", "http2Route", "grpcRoute", "tcpRoute"] {
-                    if let Some(list) = r[kind]["action"]["weightedTargets"].as_array() {
-                        out.push(list);
-                    }
-                }
-            }
-        }
-        TrafficProvider::GatewayApi => {
-            for rule in route["spec"]["rules"].as_array().into_iter().flatten() {
-                if let Some(list) = rule["backendRefs"].as_array() {
-                    out.push(list);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The name a target points at.
-pub fn target_name(provider: TrafficProvider, target: &Value) -> Option<&str> {
-    match provider {
-        TrafficProvider::AppMesh => target["virtualNodeRef"]["name"].as_str(),
-        TrafficProvider::GatewayApi => target["name"].as_str(),
-    }
-}
-
+/// Checks that every target list of the rendered route is exactly `backends`.
 fn check_route_weights(
     provider: TrafficProvider,
     route: &Value,
-    backends: &[Backend],
+    backends: &[Share],
     service: &str,
 ) -> Result<(), RenderError> {
-    let lists = target_lists(provider, route);
-    if lists.is_empty() {
-        return Err(RenderError::Route(format!(
+    let not_a_list = || {
+        RenderError::Route(format!(
             "${{CANARY_ROUTES}} is not inside a {} list of the route object",
-            match provider {
-                TrafficProvider::AppMesh => "spec.routes[].<kind>Route.action.weightedTargets",
-                TrafficProvider::GatewayApi => "spec.rules[].backendRefs",
-            }
-        )));
+            provider.target_lists_path()
+        ))
+    };
+    let lists = provider.read(route).map_err(|_| not_a_list())?;
+    if lists.is_empty() {
+        return Err(not_a_list());
     }
     for list in lists {
-        let mut sum = 0u64;
         for (t, b) in list.iter().zip(backends) {
-            let want = labels::versioned_name(service, b.version);
-            if target_name(provider, t) != Some(want.as_str())
-                || t["weight"].as_u64() != Some(u64::from(b.weight))
-            {
+            let want = b.target(service);
+            if *t != want {
                 return Err(RenderError::Route(format!(
-                    "the route's targets {t} do not match `{want}` at {}",
-                    b.weight
+                    "the route's target {}={} does not match `{}` at {}",
+                    t.name, t.weight, want.name, want.weight
                 )));
             }
         }
-        for t in list {
-            sum += t["weight"].as_u64().unwrap_or(0);
-        }
+        let sum: u64 = list.iter().map(|t| u64::from(t.weight)).sum();
         if list.len() != backends.len() || sum != 100 {
             return Err(RenderError::Route(format!(
                 "a target list of the route holds {} entries weighing {sum} in all; it must be exactly ${{CANARY_ROUTES}} (weights summing to 100)",

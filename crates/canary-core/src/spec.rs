@@ -26,41 +26,7 @@ pub const MAX_SECONDS: u64 = 86_400;
 /// The highest version number that names are checked to fit with.
 pub const MAX_VERSION: u32 = 99_999;
 
-/// How traffic is shifted between versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum TrafficProvider {
-    /// AWS App Mesh: the VirtualRouter's routes' `weightedTargets`.
-    #[serde(rename = "appmesh")]
-    AppMesh,
-    /// Kubernetes Gateway API (VPC Lattice, Istio, Envoy Gateway, ...): the route's
-    /// rules' `backendRefs[].weight`.
-    #[serde(rename = "gateway-api")]
-    GatewayApi,
-}
-
-impl TrafficProvider {
-    /// The name used in deploy.json.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AppMesh => "appmesh",
-            Self::GatewayApi => "gateway-api",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "appmesh" => Some(Self::AppMesh),
-            "gateway-api" => Some(Self::GatewayApi),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for TrafficProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::provider::TrafficProvider;
 
 /// What a health check does when it saw fewer requests than `min_request_count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -532,13 +498,15 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
 
     let v = r.get("traffic_provider");
     let traffic_provider = r.string("traffic_provider", v).and_then(|s| {
-        let p = TrafficProvider::parse(s);
+        let p = TrafficProvider::named(s);
         if p.is_none() {
-            let hint = near(s, &["appmesh", "gateway-api"]);
+            let names = TrafficProvider::names();
+            let hint = near(s, &names);
+            let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
             r.fail(
                 "traffic_provider",
                 v,
-                format!("must be `appmesh` or `gateway-api`{hint}"),
+                format!("must be one of {}{hint}", list.join(", ")),
             );
         }
         p

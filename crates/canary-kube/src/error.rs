@@ -77,25 +77,13 @@ pub enum Error {
         attempts: u32,
     },
 
-    /// The route object does not have the shape the provider expects.
-    #[error("route {kind} `{name}`: {message}")]
-    RouteShape {
-        /// The route's kind.
-        kind: String,
-        /// The route's name.
-        name: String,
-        /// What is missing or wrong.
-        message: String,
-    },
+    /// The route object does not have the shape its provider expects.
+    #[error(transparent)]
+    RouteShape(#[from] canary_core::provider::ShapeError),
 
     /// The weights asked for are not a valid traffic split.
-    #[error("invalid weights {backends}: {message}")]
-    InvalidWeights {
-        /// The backends as asked, e.g. `yelb-ui-1=90, yelb-ui-2=10`.
-        backends: String,
-        /// Why they are invalid.
-        message: String,
-    },
+    #[error(transparent)]
+    InvalidWeights(#[from] canary_core::provider::SplitError),
 
     /// The stored route does not carry the weights that were just written.
     #[error("route {kind} `{name}`: wrote {wanted} but the server stored {stored}")]
@@ -177,7 +165,7 @@ impl Error {
             } => errors::KUBE_TRANSIENT,
             Self::RouteConflict { .. } => errors::ROUTE_CONFLICT,
             Self::ApiRefused { .. }
-            | Self::RouteShape { .. }
+            | Self::RouteShape(_)
             | Self::VerifyFailed { .. }
             | Self::Decode { .. }
             | Self::Config { .. }
@@ -186,7 +174,7 @@ impl Error {
             }
             | Self::Credentials { .. }
             | Self::Signing { .. } => errors::KUBE_ERROR,
-            Self::InvalidWeights { .. } | Self::InvalidObject { .. } => errors::INTERNAL,
+            Self::InvalidWeights(_) | Self::InvalidObject { .. } => errors::INTERNAL,
         }
     }
 
@@ -244,15 +232,15 @@ mod tests {
                 name: "x".into(),
                 attempts: 5,
             },
-            Error::RouteShape {
+            Error::RouteShape(canary_core::provider::ShapeError {
                 kind: "k".into(),
                 name: "x".into(),
                 message: "m".into(),
-            },
-            Error::InvalidWeights {
-                backends: "b".into(),
+            }),
+            Error::InvalidWeights(canary_core::provider::SplitError {
+                targets: "b".into(),
                 message: "m".into(),
-            },
+            }),
             Error::VerifyFailed {
                 kind: "k".into(),
                 name: "x".into(),

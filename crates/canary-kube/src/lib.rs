@@ -19,4 +19,4 @@ pub use client::{ApiStats, ClientSource, Cluster, RequestPolicy, StatsSnapshot};
 pub use eks::{ClusterEndpoint, TokenCache, TokenPolicy, describe_cluster};
 pub use error::{Error, Result};
 pub use ops::{ApplyReport, DeleteReport, ObjectKey, Readiness};
-pub use router::{Backend, SetWeightsReport, TrafficRouter, provider_of, router_for};
+pub use router::{SetWeightsReport, Target, TrafficRouter, provider_of, router_for};

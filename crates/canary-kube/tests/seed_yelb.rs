@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use canary_core::render::{RenderParams, Rendered, render};
 use canary_core::{DeploySpec, labels, schedule};
 use canary_kube::router::router_for;
-use canary_kube::{Backend, Readiness};
+use canary_kube::{Readiness, Target};
 use serde_json::Value;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -49,10 +49,10 @@ fn rendered(
     render(&s, &params).map_err(|e| format!("{service}: {e}").into())
 }
 
-fn backends(service: &str, weights: &[(u32, u8)]) -> Vec<Backend> {
+fn backends(service: &str, weights: &[(u32, u8)]) -> Vec<Target> {
     weights
         .iter()
-        .map(|(v, w)| Backend::new(labels::versioned_name(service, *v), *w))
+        .map(|(v, w)| Target::new(labels::versioned_name(service, *v), *w))
         .collect()
 }
 

@@ -692,6 +692,6 @@ async fn a_missing_route_is_a_refusal_that_names_it() -> TestResult {
     let bad = router(&h, &fx)?
         .set_weights(&fx.route(), &fx.backends(&[(1, 50)]))
         .await;
-    assert!(matches!(&bad, Err(Error::InvalidWeights { .. })), "{bad:?}");
+    assert!(matches!(&bad, Err(Error::InvalidWeights(_))), "{bad:?}");
     Ok(())
 }

@@ -5,7 +5,7 @@
 use canary_core::execution::{DEPLOYMENT_KEY, ERROR_KEY, Next, Outcome, OutcomeStatus};
 use canary_core::render::{self, RenderParams};
 use canary_core::{DeploySpec, Deployment, ExecutionDocument, Rendered, labels};
-use canary_kube::{Backend, Cluster, TrafficRouter, router_for};
+use canary_kube::{Cluster, Target, TrafficRouter, router_for};
 use canary_store::{DeploymentStore, Finish, ServiceRef};
 use serde_json::{Map, Value};
 
@@ -103,7 +103,7 @@ impl Task {
         keep: u32,
         remove: u32,
     ) -> Result<(), HandlerError> {
-        let backends = vec![Backend::new(self.name_of(keep), 100)];
+        let backends = vec![Target::new(self.name_of(keep), 100)];
         self.router(cluster.clone())
             .set_weights(&self.deployment.route, &backends)
             .await?;
@@ -178,19 +178,16 @@ impl Task {
         labels::versioned_name(&self.spec.microservice_name, version)
     }
 
-    /// The route's backends with the canary at `weight` (the stable version takes the
+    /// The route's targets with the canary at `weight` (the stable version takes the
     /// rest; a first deployment has only the canary).
-    pub fn backends(&self, weight: u8) -> Vec<Backend> {
+    pub fn backends(&self, weight: u8) -> Vec<Target> {
         let d = &self.deployment;
-        let mut out = Vec::with_capacity(2);
-        if let Some(stable) = d.stable_version {
-            out.push(Backend::new(self.name_of(stable), 100 - weight.min(100)));
-        }
-        out.push(Backend::new(
-            self.name_of(d.canary_version),
-            weight.min(100),
-        ));
-        out
+        canary_core::provider::split_targets(
+            &self.spec.microservice_name,
+            d.stable_version,
+            d.canary_version,
+            weight,
+        )
     }
 }
 

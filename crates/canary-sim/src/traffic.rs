@@ -19,6 +19,8 @@
 
 use std::collections::BTreeMap;
 
+use canary_core::provider::{self, TrafficProvider};
+
 use serde_json::Value;
 
 /// One recorded write to a route object: the weights of its targets at that time.
@@ -89,66 +91,14 @@ pub(crate) struct TrafficSnapshot {
     pub targets: BTreeMap<(String, String), TargetInfo>,
 }
 
-/// The targets and weights of a route object (VirtualRouter, HTTPRoute, GRPCRoute).
+/// The targets and weights of a route object (VirtualRouter, HTTPRoute, GRPCRoute),
+/// read by its provider (`canary_core::provider`) and added up per target. An object no
+/// provider owns, or one its provider cannot read, routes nothing.
 pub(crate) fn route_weights(object: &Value) -> Vec<(String, u64)> {
-    let mut out: Vec<(String, u64)> = Vec::new();
-    let mut add = |name: Option<&str>, weight: u64| {
-        let Some(name) = name else { return };
-        match out.iter_mut().find(|(n, _)| n == name) {
-            Some((_, w)) => *w += weight,
-            None => out.push((name.to_string(), weight)),
-        }
-    };
-    let weight_of = |v: &Value, default: u64| -> u64 {
-        match v.get("weight") {
-            Some(w) => w
-                .as_u64()
-                .or_else(|| w.as_f64().map(|f| f.max(0.0).round() as u64))
-                .unwrap_or(0),
-            None => default,
-        }
-    };
-    let kind = object
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let empty = Vec::new();
-    if kind == "VirtualRouter" {
-        let routes = object
-            .pointer("/spec/routes")
-            .and_then(Value::as_array)
-            .unwrap_or(&empty);
-        for route in routes {
-            for proto in ["httpRoute", "http2Route", "grpcRoute", "tcpRoute"] {
-                let targets = route
-                    .get(proto)
-                    .and_then(|r| r.pointer("/action/weightedTargets"))
-                    .and_then(Value::as_array)
-                    .unwrap_or(&empty);
-                for t in targets {
-                    add(
-                        t.pointer("/virtualNodeRef/name").and_then(Value::as_str),
-                        weight_of(t, 0),
-                    );
-                }
-            }
-        }
-    } else {
-        let rules = object
-            .pointer("/spec/rules")
-            .and_then(Value::as_array)
-            .unwrap_or(&empty);
-        for rule in rules {
-            let refs = rule
-                .get("backendRefs")
-                .and_then(Value::as_array)
-                .unwrap_or(&empty);
-            for r in refs {
-                add(r.get("name").and_then(Value::as_str), weight_of(r, 1));
-            }
-        }
-    }
-    out
+    TrafficProvider::of_object(object)
+        .and_then(|p| p.read(object).ok())
+        .map(|lists| provider::total_weights(&lists))
+        .unwrap_or_default()
 }
 
 fn round6(x: f64) -> f64 {
@@ -220,28 +170,24 @@ pub(crate) fn metrics(history: &[(i64, TrafficSnapshot)], q: &MetricsQuery) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use canary_core::provider::Target;
+    use canary_core::provider::appmesh::APP_MESH;
     use serde_json::json;
 
     #[test]
-    fn weights_of_every_app_mesh_route_kind_are_added_per_target() {
-        let vr = json!({"kind": "VirtualRouter", "spec": {"routes": [
-            {"httpRoute": {"action": {"weightedTargets": [
-                {"virtualNodeRef": {"name": "s-1"}, "weight": 90},
-                {"virtualNodeRef": {"name": "s-2"}, "weight": 10}]}}},
-            {"tcpRoute": {"action": {"weightedTargets": [
-                {"virtualNodeRef": {"name": "s-1"}, "weight": 90},
-                {"virtualNodeRef": {"name": "s-2"}, "weight": 10}]}}}
-        ]}});
+    fn weights_of_every_route_of_the_route_object_are_added_per_target() {
+        let skeleton = json!({"apiVersion": "appmesh.k8s.aws/v1beta2", "kind": "VirtualRouter",
+            "metadata": {"name": "s"}, "spec": {"routes": [{"httpRoute": {}}, {"tcpRoute": {}}]}});
+        let targets = [Target::new("s-1", 90), Target::new("s-2", 10)];
+        let Ok(vr) = APP_MESH.rewrite(&skeleton, &targets, &Default::default()) else {
+            panic!("the App Mesh provider cannot fill {skeleton}");
+        };
         assert_eq!(
             route_weights(&vr),
             vec![("s-1".to_string(), 180), ("s-2".to_string(), 20)]
         );
-        let hr = json!({"kind": "HTTPRoute", "spec": {"rules": [{"backendRefs": [
-            {"name": "s-1", "port": 80, "weight": 3}, {"name": "s-2", "port": 80}]}]}});
-        assert_eq!(
-            route_weights(&hr),
-            vec![("s-1".to_string(), 3), ("s-2".to_string(), 1)]
-        );
+        let unknown = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}});
+        assert_eq!(route_weights(&unknown), vec![]);
     }
 
     #[test]

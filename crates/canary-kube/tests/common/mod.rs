@@ -9,7 +9,7 @@ use std::time::Duration;
 use canary_core::clock::{Clock, ManualClock};
 use canary_core::execution::RouteRef;
 use canary_core::labels;
-use canary_kube::{Backend, Cluster, RequestPolicy};
+use canary_kube::{Cluster, RequestPolicy, Target};
 use canary_sim::{RequestRecord, SimCluster, SimConfig, SimServer};
 use serde_json::{Value, json};
 
@@ -286,10 +286,10 @@ impl Fixture {
     }
 
     /// Backends for `(version, weight)` pairs.
-    pub fn backends(&self, weights: &[(u32, u8)]) -> Vec<Backend> {
+    pub fn backends(&self, weights: &[(u32, u8)]) -> Vec<Target> {
         weights
             .iter()
-            .map(|(v, w)| Backend::new(self.name(*v), *w))
+            .map(|(v, w)| Target::new(self.name(*v), *w))
             .collect()
     }
 

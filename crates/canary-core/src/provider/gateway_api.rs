@@ -7,25 +7,26 @@
 
 use std::collections::BTreeMap;
 
-use canary_core::spec::TrafficProvider;
 use serde_json::{Value, json};
 
-use super::{Backend, RouteEditor, weight_of};
-use crate::error::{Error, Result};
+use super::{
+    RouteProvider, RouteStatus, ShapeError, Target, TrafficProvider, condition, weight_of,
+};
+
+type Result<T> = std::result::Result<T, ShapeError>;
+
+/// The handle of this provider (`traffic_provider: gateway-api`).
+pub const GATEWAY_API: TrafficProvider = TrafficProvider(&GatewayApi);
 
 /// The Gateway API's default weight of a backendRef without one.
 pub const DEFAULT_WEIGHT: u8 = 1;
 
-/// The pure part: reads and rewrites a route's backendRefs.
+/// The Gateway API's knowledge of its HTTPRoute and GRPCRoute.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct GatewayApiEditor;
+pub struct GatewayApi;
 
-fn shape(route: &Value, message: String) -> Error {
-    Error::RouteShape {
-        kind: route["kind"].as_str().unwrap_or("HTTPRoute").to_owned(),
-        name: route["metadata"]["name"].as_str().unwrap_or("?").to_owned(),
-        message,
-    }
+fn shape(route: &Value, message: String) -> ShapeError {
+    ShapeError::of(route, "HTTPRoute", message)
 }
 
 /// Every existing backendRef of the route, in order.
@@ -46,17 +47,44 @@ fn has_weighted_rule(route: &Value) -> bool {
         .any(|r| r["backendRefs"].is_array())
 }
 
-impl RouteEditor for GatewayApiEditor {
-    fn provider(&self) -> TrafficProvider {
-        TrafficProvider::GatewayApi
+impl RouteProvider for GatewayApi {
+    fn name(&self) -> &'static str {
+        "gateway-api"
     }
 
-    fn read(&self, route: &Value) -> Result<Vec<Vec<Backend>>> {
+    fn route_objects(&self) -> &'static str {
+        "a Gateway API HTTPRoute/GRPCRoute (gateway.networking.k8s.io)"
+    }
+
+    fn owns(&self, api_version: &str, kind: &str) -> bool {
+        api_version.split('/').next() == Some("gateway.networking.k8s.io")
+            && matches!(kind, "HTTPRoute" | "GRPCRoute")
+    }
+
+    fn target_lists_path(&self) -> &'static str {
+        "spec.rules[].backendRefs"
+    }
+
+    fn needs_port(&self) -> bool {
+        true
+    }
+
+    fn render_targets(&self, targets: &[Target], port: Option<u16>) -> String {
+        targets
+            .iter()
+            .map(|t| match port {
+                Some(p) => format!("{{name: {}, port: {p}, weight: {}}}", t.name, t.weight),
+                None => format!("{{name: {}, weight: {}}}", t.name, t.weight),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// A backendRef without a weight has weight 1 (the Gateway API's default).
+    fn read(&self, route: &Value) -> Result<Vec<Vec<Target>>> {
         if !has_weighted_rule(route) {
             return Err(shape(route, "has no rule with backendRefs".into()));
         }
-        let kind = route["kind"].as_str().unwrap_or("HTTPRoute");
-        let name = route["metadata"]["name"].as_str().unwrap_or("?");
         let mut out = Vec::new();
         for rule in route["spec"]["rules"].as_array().into_iter().flatten() {
             let Some(refs) = rule["backendRefs"].as_array() else {
@@ -67,9 +95,9 @@ impl RouteEditor for GatewayApiEditor {
                 let Some(backend) = r["name"].as_str() else {
                     return Err(shape(route, "a backendRef has no name".into()));
                 };
-                list.push(Backend {
+                list.push(Target {
                     name: backend.to_owned(),
-                    weight: weight_of(kind, name, r, DEFAULT_WEIGHT)?,
+                    weight: weight_of(route, "HTTPRoute", r, DEFAULT_WEIGHT)?,
                 });
             }
             out.push(list);
@@ -77,7 +105,7 @@ impl RouteEditor for GatewayApiEditor {
         Ok(out)
     }
 
-    fn names_needing_port(&self, route: &Value, backends: &[Backend]) -> Vec<String> {
+    fn names_needing_port(&self, route: &Value, backends: &[Target]) -> Vec<String> {
         let present = all_refs(route);
         backends
             .iter()
@@ -93,7 +121,7 @@ impl RouteEditor for GatewayApiEditor {
     fn rewrite(
         &self,
         route: &Value,
-        backends: &[Backend],
+        backends: &[Target],
         ports: &BTreeMap<String, u16>,
     ) -> Result<Value> {
         if !has_weighted_rule(route) {
@@ -116,6 +144,42 @@ impl RouteEditor for GatewayApiEditor {
         }
         Ok(out)
     }
+
+    /// Every parent (Gateway, or Lattice service network) in `status.parents` must have
+    /// `Accepted` and `ResolvedRefs` true; the route is confirmed at the lowest
+    /// `observedGeneration` among those conditions. A false condition is a refusal.
+    fn status(&self, route: &Value) -> RouteStatus {
+        let parents = route["status"]["parents"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if parents.is_empty() {
+            return RouteStatus::Pending;
+        }
+        let mut observed: Option<i64> = None;
+        for parent in parents {
+            for type_ in ["Accepted", "ResolvedRefs"] {
+                match condition(&parent["conditions"], type_) {
+                    Some(("True", _, _, generation)) => {
+                        let g = generation.unwrap_or(0);
+                        observed = Some(observed.map_or(g, |o| o.min(g)));
+                    }
+                    Some(("False", reason, message, _)) => {
+                        return RouteStatus::Refused {
+                            reason: format!("{type_}=False: {reason}: {message}"),
+                        };
+                    }
+                    _ => return RouteStatus::Pending,
+                }
+            }
+        }
+        match observed {
+            Some(observed_generation) => RouteStatus::Accepted {
+                observed_generation,
+            },
+            None => RouteStatus::Pending,
+        }
+    }
 }
 
 /// The backendRef for `b` in a rule whose refs were `old`.
@@ -123,7 +187,7 @@ fn ref_for(
     route: &Value,
     old: &[Value],
     everywhere: &[Value],
-    b: &Backend,
+    b: &Target,
     ports: &BTreeMap<String, u16>,
 ) -> Result<Value> {
     let named = |r: &&Value| r["name"].as_str() == Some(b.name.as_str());
@@ -177,8 +241,8 @@ mod tests {
         json!({"name": name, "port": port, "weight": weight})
     }
 
-    fn b(list: &[(&str, u8)]) -> Vec<Backend> {
-        list.iter().map(|(n, w)| Backend::new(*n, *w)).collect()
+    fn b(list: &[(&str, u8)]) -> Vec<Target> {
+        list.iter().map(|(n, w)| Target::new(*n, *w)).collect()
     }
 
     #[test]
@@ -186,7 +250,7 @@ mod tests {
         struct Case {
             name: &'static str,
             old: Value,
-            backends: Vec<Backend>,
+            backends: Vec<Target>,
             ports: BTreeMap<String, u16>,
             want: Value,
         }
@@ -248,7 +312,7 @@ mod tests {
         for kind in ["HTTPRoute", "GRPCRoute"] {
             for c in &cases {
                 let old = route(kind, json!([rule(c.old.clone())]));
-                let got = GatewayApiEditor.rewrite(&old, &c.backends, &c.ports)?;
+                let got = GatewayApi.rewrite(&old, &c.backends, &c.ports)?;
                 assert_eq!(
                     got,
                     route(kind, json!([rule(c.want.clone())])),
@@ -256,7 +320,7 @@ mod tests {
                     c.name
                 );
                 assert_eq!(
-                    GatewayApiEditor.read(&got)?,
+                    GatewayApi.read(&got)?,
                     vec![c.backends.clone()],
                     "{kind}: {}",
                     c.name
@@ -277,8 +341,7 @@ mod tests {
                 rule(json!([r("ui-1", 8080, 100)]))
             ]),
         );
-        let got =
-            GatewayApiEditor.rewrite(&old, &b(&[("ui-1", 70), ("ui-2", 30)]), &BTreeMap::new())?;
+        let got = GatewayApi.rewrite(&old, &b(&[("ui-1", 70), ("ui-2", 30)]), &BTreeMap::new())?;
         assert_eq!(
             got["spec"]["rules"][0]["backendRefs"],
             json!([r("ui-1", 80, 70), r("ui-2", 80, 30)])
@@ -296,11 +359,11 @@ mod tests {
     fn only_names_absent_from_every_rule_need_a_port_lookup() {
         let old = route("HTTPRoute", json!([rule(json!([r("ui-1", 80, 100)]))]));
         assert_eq!(
-            GatewayApiEditor.names_needing_port(&old, &b(&[("ui-1", 90), ("ui-2", 10)])),
+            GatewayApi.names_needing_port(&old, &b(&[("ui-1", 90), ("ui-2", 10)])),
             vec!["ui-2"]
         );
         assert!(
-            GatewayApiEditor
+            GatewayApi
                 .names_needing_port(&old, &b(&[("ui-1", 100)]))
                 .is_empty()
         );
@@ -312,7 +375,7 @@ mod tests {
             "HTTPRoute",
             json!([rule(json!([{"name": "ui-1", "port": 80}]))]),
         );
-        assert_eq!(GatewayApiEditor.read(&old)?, vec![b(&[("ui-1", 1)])]);
+        assert_eq!(GatewayApi.read(&old)?, vec![b(&[("ui-1", 1)])]);
         Ok(())
     }
 
@@ -320,13 +383,13 @@ mod tests {
     fn a_route_without_weighted_rules_or_known_ports_is_refused() {
         let no_rules = route("HTTPRoute", json!([]));
         assert!(matches!(
-            GatewayApiEditor.rewrite(&no_rules, &b(&[("ui-1", 100)]), &BTreeMap::new()),
-            Err(Error::RouteShape { .. })
+            GatewayApi.rewrite(&no_rules, &b(&[("ui-1", 100)]), &BTreeMap::new()),
+            Err(ShapeError { .. })
         ));
         let no_port = route("HTTPRoute", json!([rule(json!([]))]));
-        let got = GatewayApiEditor.rewrite(&no_port, &b(&[("ui-1", 100)]), &BTreeMap::new());
+        let got = GatewayApi.rewrite(&no_port, &b(&[("ui-1", 100)]), &BTreeMap::new());
         assert!(
-            matches!(&got, Err(Error::RouteShape { message, .. }) if message.contains("ui-1")),
+            matches!(&got, Err(ShapeError { message, .. }) if message.contains("ui-1")),
             "{got:?}"
         );
     }

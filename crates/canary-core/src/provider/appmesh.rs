@@ -5,25 +5,26 @@
 
 use std::collections::BTreeMap;
 
-use canary_core::spec::TrafficProvider;
 use serde_json::{Map, Value, json};
 
-use super::{Backend, RouteEditor, weight_of};
-use crate::error::{Error, Result};
+use super::{
+    RouteProvider, RouteStatus, ShapeError, Target, TrafficProvider, condition, weight_of,
+};
+
+type Result<T> = std::result::Result<T, ShapeError>;
+
+/// The handle of this provider (`traffic_provider: appmesh`).
+pub const APP_MESH: TrafficProvider = TrafficProvider(&AppMesh);
 
 /// The route kinds of an App Mesh VirtualRouter that carry `weightedTargets`.
 pub const ROUTE_KINDS: [&str; 4] = ["httpRoute", "http2Route", "grpcRoute", "tcpRoute"];
 
-/// The pure part: reads and rewrites a VirtualRouter's weighted targets.
+/// App Mesh's knowledge of its VirtualRouter.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct AppMeshEditor;
+pub struct AppMesh;
 
-fn shape(route: &Value, message: String) -> Error {
-    Error::RouteShape {
-        kind: "VirtualRouter".into(),
-        name: route["metadata"]["name"].as_str().unwrap_or("?").to_owned(),
-        message,
-    }
+fn shape(route: &Value, message: String) -> ShapeError {
+    ShapeError::of(route, "VirtualRouter", message)
 }
 
 /// The names of the kinds present in one route entry.
@@ -42,13 +43,38 @@ fn routes(router: &Value) -> Result<&Vec<Value>> {
     }
 }
 
-impl RouteEditor for AppMeshEditor {
-    fn provider(&self) -> TrafficProvider {
-        TrafficProvider::AppMesh
+impl RouteProvider for AppMesh {
+    fn name(&self) -> &'static str {
+        "appmesh"
     }
 
-    fn read(&self, router: &Value) -> Result<Vec<Vec<Backend>>> {
-        let name = router["metadata"]["name"].as_str().unwrap_or("?");
+    fn route_objects(&self) -> &'static str {
+        "an App Mesh VirtualRouter (appmesh.k8s.aws)"
+    }
+
+    fn owns(&self, api_version: &str, kind: &str) -> bool {
+        api_version.split('/').next() == Some("appmesh.k8s.aws") && kind == "VirtualRouter"
+    }
+
+    fn target_lists_path(&self) -> &'static str {
+        "spec.routes[].<kind>Route.action.weightedTargets"
+    }
+
+    fn render_targets(&self, targets: &[Target], _port: Option<u16>) -> String {
+        targets
+            .iter()
+            .map(|t| {
+                format!(
+                    "{{virtualNodeRef: {{name: {}}}, weight: {}}}",
+                    t.name, t.weight
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// App Mesh's CRD has `weight` required; a target without one reads as 0.
+    fn read(&self, router: &Value) -> Result<Vec<Vec<Target>>> {
         let mut out = Vec::new();
         for (i, entry) in routes(router)?.iter().enumerate() {
             let kinds = kinds_of(entry);
@@ -71,9 +97,9 @@ impl RouteEditor for AppMeshEditor {
                             format!("route #{i} {kind}: a target has no virtualNodeRef.name"),
                         ));
                     };
-                    list.push(Backend {
+                    list.push(Target {
                         name: target.to_owned(),
-                        weight: weight_of("VirtualRouter", name, t, 0)?,
+                        weight: weight_of(router, "VirtualRouter", t, 0)?,
                     });
                 }
                 out.push(list);
@@ -85,7 +111,7 @@ impl RouteEditor for AppMeshEditor {
     fn rewrite(
         &self,
         router: &Value,
-        backends: &[Backend],
+        targets: &[Target],
         _ports: &BTreeMap<String, u16>,
     ) -> Result<Value> {
         let mut out = router.clone();
@@ -110,7 +136,7 @@ impl RouteEditor for AppMeshEditor {
                     .as_array()
                     .cloned()
                     .unwrap_or_default();
-                let targets: Vec<Value> = backends.iter().map(|b| target_for(&old, b)).collect();
+                let new: Vec<Value> = targets.iter().map(|t| target_for(&old, t)).collect();
                 let Some(route) = entry.get_mut(kind).and_then(Value::as_object_mut) else {
                     continue;
                 };
@@ -121,17 +147,35 @@ impl RouteEditor for AppMeshEditor {
                     *action = Value::Object(Map::new());
                 }
                 if let Some(action) = action.as_object_mut() {
-                    action.insert("weightedTargets".into(), Value::Array(targets));
+                    action.insert("weightedTargets".into(), Value::Array(new));
                 }
             }
         }
         Ok(out)
     }
+
+    /// The App Mesh controller sets `status.conditions[type=VirtualRouterActive]` and
+    /// `status.observedGeneration` once it has programmed the router in App Mesh.
+    fn status(&self, router: &Value) -> RouteStatus {
+        let status = &router["status"];
+        match condition(&status["conditions"], "VirtualRouterActive") {
+            Some(("True", ..)) => match status["observedGeneration"].as_i64() {
+                Some(observed_generation) => RouteStatus::Accepted {
+                    observed_generation,
+                },
+                None => RouteStatus::Pending,
+            },
+            Some(("False", reason, message, _)) => RouteStatus::Refused {
+                reason: format!("VirtualRouterActive=False: {reason}: {message}"),
+            },
+            _ => RouteStatus::Pending,
+        }
+    }
 }
 
 /// The target for `b`: the existing one of that name with its weight changed, or a new
 /// one that takes the `port` and `virtualNodeRef.namespace` of the first existing target.
-fn target_for(old: &[Value], b: &Backend) -> Value {
+fn target_for(old: &[Value], b: &Target) -> Value {
     if let Some(existing) = old
         .iter()
         .find(|t| t["virtualNodeRef"]["name"].as_str() == Some(b.name.as_str()))
@@ -176,8 +220,8 @@ mod tests {
         r
     }
 
-    fn b(list: &[(&str, u8)]) -> Vec<Backend> {
-        list.iter().map(|(n, w)| Backend::new(*n, *w)).collect()
+    fn b(list: &[(&str, u8)]) -> Vec<Target> {
+        list.iter().map(|(n, w)| Target::new(*n, *w)).collect()
     }
 
     #[test]
@@ -185,7 +229,7 @@ mod tests {
         struct Case {
             name: &'static str,
             old: Value,
-            backends: Vec<Backend>,
+            backends: Vec<Target>,
             want: Value,
         }
         let mut cases = Vec::new();
@@ -233,11 +277,11 @@ mod tests {
             });
             for case in cases.drain(..) {
                 let old = router(json!([route(kind, case.old.clone())]));
-                let got = AppMeshEditor.rewrite(&old, &case.backends, &BTreeMap::new())?;
+                let got = AppMesh.rewrite(&old, &case.backends, &BTreeMap::new())?;
                 let want = router(json!([route(kind, case.want.clone())]));
                 assert_eq!(got, want, "{kind}: {}", case.name);
                 assert_eq!(
-                    AppMeshEditor.read(&got)?,
+                    AppMesh.read(&got)?,
                     vec![case.backends.clone()],
                     "{kind}: {}",
                     case.name
@@ -256,8 +300,8 @@ mod tests {
             route("tcpRoute", json!([target("s-1", 100)])),
         ]));
         let want = b(&[("s-1", 80), ("s-2", 20)]);
-        let got = AppMeshEditor.rewrite(&old, &want, &BTreeMap::new())?;
-        assert_eq!(AppMeshEditor.read(&got)?, vec![want.clone(); 4]);
+        let got = AppMesh.rewrite(&old, &want, &BTreeMap::new())?;
+        assert_eq!(AppMesh.read(&got)?, vec![want.clone(); 4]);
         assert_eq!(got["spec"]["awsName"], "yelb-ui-virtual-router");
         assert_eq!(
             got["spec"]["routes"][3]["tcpRoute"]["x-unknown"]["kept"],
@@ -273,7 +317,7 @@ mod tests {
             "httpRoute",
             json!([target("s-1", 90), target("s-2", 10)])
         )]));
-        let got = AppMeshEditor.rewrite(&old, &b(&[("s-1", 90), ("s-2", 10)]), &BTreeMap::new())?;
+        let got = AppMesh.rewrite(&old, &b(&[("s-1", 90), ("s-2", 10)]), &BTreeMap::new())?;
         assert_eq!(got, old);
         Ok(())
     }
@@ -286,9 +330,9 @@ mod tests {
             router(json!([{"name": "odd", "priority": 1}])),
         ];
         for old in cases {
-            let got = AppMeshEditor.rewrite(&old, &b(&[("s-1", 100)]), &BTreeMap::new());
-            assert!(matches!(got, Err(Error::RouteShape { .. })), "{old}");
-            assert!(AppMeshEditor.read(&old).is_err());
+            let got = AppMesh.rewrite(&old, &b(&[("s-1", 100)]), &BTreeMap::new());
+            assert!(matches!(got, Err(ShapeError { .. })), "{old}");
+            assert!(AppMesh.read(&old).is_err());
         }
     }
 
@@ -297,7 +341,7 @@ mod tests {
         let old = router(
             json!([{"name": "r", "tcpRoute": {"timeout": {"idle": {"unit": "s", "value": 5}}}}]),
         );
-        let got = AppMeshEditor.rewrite(&old, &b(&[("s-1", 100)]), &BTreeMap::new())?;
+        let got = AppMesh.rewrite(&old, &b(&[("s-1", 100)]), &BTreeMap::new())?;
         assert_eq!(
             got["spec"]["routes"][0]["tcpRoute"]["action"]["weightedTargets"],
             json!([target("s-1", 100)])
