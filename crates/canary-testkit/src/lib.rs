@@ -1,5 +1,8 @@
 //! Test support shared by the workspace's crates: a real `moto_server` (the local AWS
-//! emulator, PyPI `moto`) on a free loopback port.
+//! emulator, PyPI `moto`) on a free loopback port, and the rule for tests that need a
+//! peer outside Rust ([`require_peer`], [`require_program`] in `peer.rs`: a missing peer
+//! fails the test with how to install it, unless `EKS_CANARY_ALLOW_MISSING_PEERS` allows
+//! it).
 //!
 //! [`MotoServer::start`] starts one that belongs to the returned guard and stops when
 //! the guard is dropped; [`MotoServer::shared`] starts one per test process, reused by
@@ -30,6 +33,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
+
+mod peer;
+
+pub use peer::{
+    ALLOW_MISSING_PEERS, MissingPeer, allows, decide, find_program, install, require_peer,
+    require_program,
+};
 
 /// The region every test client uses.
 pub const REGION: &str = "us-east-1";
@@ -62,6 +72,16 @@ wait "$m"
 /// Why a moto server could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
+    /// `moto_server` (or `$MOTO_SERVER`) is not installed. `EKS_CANARY_ALLOW_MISSING_PEERS`
+    /// does not apply: the tests that use moto have nothing else to run against.
+    #[error(
+        "`{program}` is not installed: {}, or run scripts/test, which installs it",
+        install::MOTO
+    )]
+    MotoMissing {
+        /// The program looked for: `moto_server`, or `$MOTO_SERVER`.
+        program: String,
+    },
     /// The watchdog shell or `moto_server` could not be started.
     #[error("cannot start `{program}` for moto_server: {source}")]
     Spawn {
@@ -148,6 +168,17 @@ impl MotoServer {
 
     fn start_on(port: u16, env: &[(&str, &str)]) -> Result<Self, TestkitError> {
         let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+        Self::start_program(program, port, env)
+    }
+
+    fn start_program(
+        program: String,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Result<Self, TestkitError> {
+        if find_program(&program).is_none() {
+            return Err(TestkitError::MotoMissing { program });
+        }
         let log =
             std::env::temp_dir().join(format!("canary-moto-{}-{port}.log", std::process::id()));
         let mut child = Command::new("bash")
@@ -336,6 +367,17 @@ mod tests {
         let b = MotoServer::shared().expect("shared moto_server is there");
         assert_eq!(a.endpoint(), b.endpoint());
         assert!(answers(a.port()));
+    }
+
+    #[test]
+    fn a_missing_moto_server_fails_with_how_to_install_it() {
+        let program = "/no/such/moto_server".to_owned();
+        let e = MotoServer::start_program(program, free_port().unwrap(), &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`/no/such/moto_server` is not installed: pip install -r tests/requirements.txt \
+             (moto[server]==5.2.6), or run scripts/test, which installs it"
+        );
     }
 
     #[test]
