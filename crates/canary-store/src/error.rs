@@ -1,6 +1,13 @@
 //! The crate's one error type, and its mapping to the state machine's error names.
+//!
+//! Every variant names the S3 key (or the argument) it is about and keeps its cause as
+//! the error's `source`; the message also quotes the cause, for the callers that only
+//! print `to_string()` (the Lambda error payload, the CLI).
 
 use canary_core::errors;
+
+/// The cause of an S3 failure: the SDK's error, kept whole.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +45,12 @@ pub enum StoreError {
         code: String,
         /// S3's message or the transport error.
         message: String,
+        /// The SDK's error.
+        #[source]
+        source: Option<Cause>,
     },
-    /// S3 refused the request (access denied, no such bucket, ...).
+    /// S3 refused the request (access denied, no such bucket, ...) or answered
+    /// something the store cannot use (no ETag, ...).
     #[error("S3 {operation} of `{key}` was refused: `{code}`: {message}")]
     Refused {
         /// The S3 operation.
@@ -50,6 +61,9 @@ pub enum StoreError {
         code: String,
         /// S3's message.
         message: String,
+        /// The SDK's error, when there was one.
+        #[source]
+        source: Option<Cause>,
     },
     /// A record that must exist does not.
     #[error("`{key}` is missing: {why}")]
@@ -59,13 +73,42 @@ pub enum StoreError {
         /// Why it was expected.
         why: String,
     },
-    /// A stored object is not what this version of the code wrote.
-    #[error("`{key}` is corrupt: {message}")]
+    /// A stored JSON document is not what this version of the code wrote (a corrupt
+    /// `state.json`, history record, lock or abort marker).
+    #[error("`{key}` is corrupt: {source}")]
     Corrupt {
         /// The object key.
         key: String,
-        /// What is wrong with it.
-        message: String,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored manifest is not UTF-8 text.
+    #[error("`{key}` is not UTF-8 text: {source}")]
+    NotText {
+        /// The object key.
+        key: String,
+        /// Where the bytes stop being UTF-8.
+        #[source]
+        source: std::string::FromUtf8Error,
+    },
+    /// Stored objects break one of the store's rules (a key under `history/` that is
+    /// not `<version>.json`, a version counter that cannot grow, ...).
+    #[error("`{key}` is inconsistent: {problem}")]
+    Inconsistent {
+        /// The object key (or prefix).
+        key: String,
+        /// Which rule it breaks, quoting the value.
+        problem: String,
+    },
+    /// A document could not be serialized, so nothing was written.
+    #[error("the document for `{key}` cannot be serialized: {source}")]
+    Serialize {
+        /// The object key it was meant for.
+        key: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
     },
     /// A conditional write kept losing to concurrent writers.
     #[error("`{key}` kept changing under us after {attempts} attempts")]
@@ -78,7 +121,7 @@ pub enum StoreError {
     /// A caller passed something the store cannot use.
     #[error("invalid {what} `{value}`: {why}")]
     Invalid {
-        /// Which argument (`execution`, `bucket`, `version` ...).
+        /// Which argument (`execution`, `service`, `version` ...).
         what: &'static str,
         /// The value.
         value: String,
@@ -97,6 +140,9 @@ impl StoreError {
             Self::Refused { .. }
             | Self::Missing { .. }
             | Self::Corrupt { .. }
+            | Self::NotText { .. }
+            | Self::Inconsistent { .. }
+            | Self::Serialize { .. }
             | Self::Invalid { .. } => errors::STORE_ERROR,
         }
     }

@@ -6,6 +6,25 @@
 //! [`ObjectStore`] trait, implemented on S3 ([`S3Objects`], aws-sdk-s3) and in memory
 //! ([`MemoryObjects`], same conditional semantics, for tests and local runs).
 //!
+//! # Where things are
+//!
+//! | module | what it does |
+//! |---|---|
+//! | `store` | [`DeploymentStore`]: construction, the key of each object, JSON read/write |
+//! | `service` | [`ServiceRef`], the unit of versions and locking |
+//! | `lock` | take, read, release and break the lock ([`LockInfo`]) |
+//! | `state` | `state.json` ([`State`]): read-modify-write, adopting a stable version |
+//! | `records` | history records ([`Record`]): `begin`, progress, `finish_*`, `history` |
+//! | `manifests` | rendered manifests |
+//! | `requests` | operator requests to a running deployment ([`Abort`]) |
+//! | `status` | what `canary status` shows ([`Status`]) |
+//! | `objects`, `s3` | the [`ObjectStore`] trait, in memory and on S3 |
+//! | `error` | [`StoreError`] and its state machine error names |
+//!
+//! Nothing failed is read as "nothing there": an object that does not parse is
+//! [`StoreError::Corrupt`] naming its key, a document that does not serialize is
+//! [`StoreError::Serialize`] and is not written.
+//!
 //! # S3 layout
 //!
 //! Keys live under an optional prefix ([`DeploymentStore::with_prefix`]), then
@@ -13,7 +32,7 @@
 //!
 //! | key | written by | content |
 //! |---|---|---|
-//! | `state.json` | `begin`, `finish_*` (conditional `If-Match` read-modify-write) | [`State`] |
+//! | `state.json` | `begin`, `finish_*`, `adopt_stable` (conditional `If-Match` read-modify-write) | [`State`] |
 //! | `history/<version>.json` | `begin`, `record_progress`, `finish_*` | [`Record`], one per deployment, keyed by version |
 //! | `manifests/<version>.yaml` | `put_manifest` | the rendered template of that version |
 //! | `lock.json` | `take_lock` (`If-None-Match: *`, or `If-Match` over a released marker), `release_lock` / `break_lock` (`If-Match: <token>`) | held or released marker |
@@ -60,14 +79,24 @@
 //! safe to retry.
 
 mod error;
+mod lock;
+mod manifests;
 mod objects;
+mod records;
+mod requests;
 mod s3;
+mod service;
+mod state;
+mod status;
 mod store;
 
-pub use error::StoreError;
+pub use error::{Cause, StoreError};
+pub use lock::LockInfo;
 pub use objects::{MemoryObjects, Object, ObjectStore, PutCondition, PutResult};
+pub use records::{Begin, Finish, MAX_VERDICTS, Record};
+pub use requests::Abort;
 pub use s3::S3Objects;
-pub use store::{
-    Abort, Begin, DeploymentStore, Finish, InProgress, LockInfo, MAX_VERDICTS, Record, ServiceRef,
-    State, Status,
-};
+pub use service::ServiceRef;
+pub use state::{InProgress, State};
+pub use status::Status;
+pub use store::DeploymentStore;

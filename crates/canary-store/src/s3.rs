@@ -76,7 +76,12 @@ impl S3Objects {
             Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou")) => Ok(()),
             Err(e) => match classify("CreateBucket", &self.bucket, e) {
                 Failure::Error(e) => Err(e),
-                _ => Ok(()),
+                Failure::NotFound => Err(unexpected("CreateBucket", &self.bucket, "NotFound")),
+                Failure::Condition => Err(unexpected(
+                    "CreateBucket",
+                    &self.bucket,
+                    "PreconditionFailed",
+                )),
             },
         }
     }
@@ -88,7 +93,7 @@ fn classify<E>(
     err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> Failure
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let key = key.to_owned();
     let (status, code, message) = match &err {
@@ -107,6 +112,7 @@ where
                 key,
                 code: "timeout".into(),
                 message: chain(&err),
+                source: Some(Box::new(err)),
             });
         }
         SdkError::DispatchFailure(_) => {
@@ -115,6 +121,7 @@ where
                 key,
                 code: "dispatch".into(),
                 message: chain(&err),
+                source: Some(Box::new(err)),
             });
         }
         _ => (None, None, chain(&err)),
@@ -128,6 +135,7 @@ where
             key,
             code: code_text,
             message,
+            source: Some(Box::new(err)),
         }),
         (Some(404), _) | (_, Some("NoSuchKey")) => Failure::NotFound,
         (Some(412), _) | (_, Some("PreconditionFailed")) => Failure::Condition,
@@ -137,6 +145,7 @@ where
             key,
             code: code_text,
             message,
+            source: Some(Box::new(err)),
         }),
         (
             _,
@@ -153,12 +162,14 @@ where
             key,
             code: code_text,
             message,
+            source: Some(Box::new(err)),
         }),
         _ => Failure::Error(StoreError::Refused {
             operation,
             key,
             code: code_text,
             message,
+            source: Some(Box::new(err)),
         }),
     }
 }
@@ -180,6 +191,22 @@ fn unexpected(operation: &'static str, key: &str, what: &str) -> StoreError {
         key: key.to_owned(),
         code: what.to_owned(),
         message: "unexpected answer".into(),
+        source: None,
+    }
+}
+
+/// The ETag of an answer: the lock token and every conditional write depend on it, so
+/// an answer without one is an error, never an empty token.
+fn etag(operation: &'static str, key: &str, etag: Option<&str>) -> Result<String, StoreError> {
+    match etag {
+        Some(e) if !e.is_empty() => Ok(e.to_owned()),
+        _ => Err(StoreError::Refused {
+            operation,
+            key: key.to_owned(),
+            code: "no ETag".into(),
+            message: "the answer has no ETag, which conditional writes need".into(),
+            source: None,
+        }),
     }
 }
 
@@ -203,7 +230,7 @@ impl ObjectStore for S3Objects {
                 };
             }
         };
-        let etag = out.e_tag().unwrap_or_default().to_owned();
+        let etag = etag("GetObject", key, out.e_tag())?;
         let body = out
             .body
             .collect()
@@ -213,6 +240,7 @@ impl ObjectStore for S3Objects {
                 key: key.to_owned(),
                 code: "body".into(),
                 message: chain(&e),
+                source: Some(Box::new(e)),
             })?;
         Ok(Some(Object {
             body: body.into_bytes().to_vec(),
@@ -240,9 +268,7 @@ impl ObjectStore for S3Objects {
             PutCondition::IfMatch(etag) => req.if_match(etag),
         };
         match req.send().await {
-            Ok(out) => Ok(PutResult::Written(
-                out.e_tag().unwrap_or_default().to_owned(),
-            )),
+            Ok(out) => Ok(PutResult::Written(etag("PutObject", key, out.e_tag())?)),
             Err(e) => match classify("PutObject", key, e) {
                 // If-Match on an absent key answers 404.
                 Failure::Condition | Failure::NotFound => Ok(PutResult::ConditionFailed),

@@ -7,7 +7,10 @@
 use std::sync::Arc;
 
 use canary_core::{VerdictStatus, errors};
-use canary_store::{Abort, DeploymentStore, Finish, S3Objects, ServiceRef, StoreError};
+use canary_store::{
+    Abort, DeploymentStore, Finish, MemoryObjects, ObjectStore, PutCondition, S3Objects,
+    ServiceRef, StoreError,
+};
 use canary_testkit::{MotoServer, unique_name};
 
 const T0: i64 = 1_767_225_600;
@@ -479,6 +482,10 @@ async fn a_missing_bucket_is_a_store_error_not_a_lock() {
         .await
         .expect_err("no bucket");
     assert_eq!(err.error_type(), errors::STORE_ERROR, "{err}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the SDK's error is kept: {err}"
+    );
 }
 
 #[tokio::test]
@@ -502,4 +509,220 @@ async fn an_unreachable_s3_is_transient() {
         .await
         .expect_err("nothing listens");
     assert_eq!(err.error_type(), errors::STORE_TRANSIENT, "{err}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the SDK's error is kept: {err}"
+    );
 }
+
+/// Runs `scenario` on both backends, with the raw objects under the store (to plant
+/// objects that the store did not write).
+macro_rules! on_both_with_objects {
+    ($memory:ident, $moto:ident, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $memory() {
+            let objects: Arc<dyn ObjectStore> = Arc::new(MemoryObjects::new());
+            $scenario(DeploymentStore::new(objects.clone()), objects).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $moto() {
+            let moto = MotoServer::shared().expect("moto_server starts");
+            let s3 = S3Objects::new(&moto.sdk_config().await, unique_name("bkt"));
+            s3.create_bucket().await.expect("bucket");
+            let objects: Arc<dyn ObjectStore> = Arc::new(s3);
+            let store = DeploymentStore::new(objects.clone()).with_prefix("deployments");
+            $scenario(store, objects).await;
+        }
+    };
+}
+
+async fn adopt_stable(store: DeploymentStore) {
+    let svc = service();
+    let state = store
+        .adopt_stable(&svc, 7, Some("repo/app:7"), T0)
+        .await
+        .expect("adopt");
+    assert_eq!(
+        (
+            state.stable_version,
+            state.stable_image.as_deref(),
+            state.version_counter,
+            state.in_progress.as_ref()
+        ),
+        (Some(7), Some("repo/app:7"), 7, None)
+    );
+    assert_eq!(store.state(&svc).await.expect("state"), state);
+
+    // The next deployment is version 8, beside the adopted 7.
+    let lock = store
+        .take_lock(&svc, "exec-8", T0 + 10)
+        .await
+        .expect("take");
+    let b = store
+        .begin(&svc, "exec-8", "repo/app:8", T0 + 10)
+        .await
+        .expect("begin");
+    assert_eq!(
+        (
+            b.canary_version,
+            b.stable_version,
+            b.stable_image.as_deref()
+        ),
+        (8, Some(7), Some("repo/app:7"))
+    );
+
+    // Not while a deployment runs, and nothing changes.
+    let before = store.state(&svc).await.expect("state");
+    let err = store
+        .adopt_stable(&svc, 5, None, T0 + 20)
+        .await
+        .expect_err("a deployment is in progress");
+    assert_eq!(err.error_type(), errors::STORE_ERROR);
+    assert!(err.to_string().contains("exec-8"), "{err}");
+    assert_eq!(store.state(&svc).await.expect("state"), before);
+    store
+        .finish_rolled_back(&svc, &finish("exec-8", &lock.token, 8, "rolled back"))
+        .await
+        .expect("finish");
+
+    // The counter never goes back: adopting an older version keeps it at 8.
+    let state = store
+        .adopt_stable(&svc, 3, None, T0 + 2000)
+        .await
+        .expect("adopt");
+    assert_eq!(
+        (
+            state.stable_version,
+            state.stable_image,
+            state.version_counter
+        ),
+        (Some(3), None, 8)
+    );
+    // The same again writes nothing.
+    let again = store
+        .adopt_stable(&svc, 3, None, T0 + 3000)
+        .await
+        .expect("adopt again");
+    assert_eq!(again.updated_at, T0 + 2000, "nothing was written");
+    let _l = store
+        .take_lock(&svc, "exec-9", T0 + 4000)
+        .await
+        .expect("take");
+    assert_eq!(
+        store
+            .begin(&svc, "exec-9", "repo/app:9", T0 + 4000)
+            .await
+            .expect("begin")
+            .canary_version,
+        9
+    );
+}
+on_both!(
+    a_stable_version_found_in_the_cluster_is_adopted_and_the_counter_never_goes_back_in_memory,
+    a_stable_version_found_in_the_cluster_is_adopted_and_the_counter_never_goes_back_on_moto_s3,
+    adopt_stable
+);
+
+/// Asserts that `err` is a store error that names `key` and keeps its cause.
+fn names_key_with_cause(err: &StoreError, key: &str) {
+    assert_eq!(err.error_type(), errors::STORE_ERROR, "{err}");
+    assert!(err.to_string().contains(key), "`{err}` should name `{key}`");
+    assert!(
+        std::error::Error::source(err).is_some(),
+        "`{err}` should keep its cause"
+    );
+}
+
+async fn plant(objects: &Arc<dyn ObjectStore>, key: &str, body: &[u8]) {
+    objects
+        .put(key, body.to_vec(), "application/json", PutCondition::Always)
+        .await
+        .expect("plant");
+}
+
+async fn corrupt_objects(store: DeploymentStore, objects: Arc<dyn ObjectStore>) {
+    let svc = service();
+
+    // A corrupt state.json.
+    let key = store.state_key(&svc);
+    plant(&objects, &key, b"{\"stable_version\": ").await;
+    names_key_with_cause(&store.state(&svc).await.expect_err("corrupt"), &key);
+    names_key_with_cause(&store.status(&svc).await.expect_err("corrupt"), &key);
+    let _lock = store.take_lock(&svc, "exec-1", T0).await.expect("take");
+    names_key_with_cause(
+        &store
+            .begin(&svc, "exec-1", "repo/app:1", T0)
+            .await
+            .expect_err("corrupt state"),
+        &key,
+    );
+    names_key_with_cause(
+        &store
+            .adopt_stable(&svc, 1, None, T0)
+            .await
+            .expect_err("corrupt state"),
+        &key,
+    );
+
+    // A corrupt history record.
+    let key = store.record_key(&svc, 1);
+    plant(&objects, &key, b"not json").await;
+    names_key_with_cause(&store.record(&svc, 1).await.expect_err("corrupt"), &key);
+    names_key_with_cause(&store.history(&svc).await.expect_err("corrupt"), &key);
+
+    // A corrupt lock: neither "not held" nor taken over.
+    let key = store.lock_key(&svc);
+    plant(&objects, &key, b"[]").await;
+    names_key_with_cause(&store.lock(&svc).await.expect_err("corrupt"), &key);
+    names_key_with_cause(
+        &store
+            .take_lock(&svc, "exec-2", T0)
+            .await
+            .expect_err("corrupt"),
+        &key,
+    );
+    names_key_with_cause(
+        &store
+            .break_lock(&svc, "ops", T0)
+            .await
+            .expect_err("corrupt"),
+        &key,
+    );
+
+    // A corrupt abort marker is not "no abort".
+    let key = store.abort_key(&svc);
+    plant(&objects, &key, b"{\"by\": 1}").await;
+    names_key_with_cause(
+        &store.abort_requested(&svc).await.expect_err("corrupt"),
+        &key,
+    );
+
+    // A manifest that is not text.
+    let key = store.manifest_key(&svc, 1);
+    plant(&objects, &key, &[0xff, 0xfe, 0x00]).await;
+    names_key_with_cause(&store.manifest(&svc, 1).await.expect_err("not text"), &key);
+}
+on_both_with_objects!(
+    a_corrupt_object_is_an_error_naming_its_key_never_nothing_in_memory,
+    a_corrupt_object_is_an_error_naming_its_key_never_nothing_on_moto_s3,
+    corrupt_objects
+);
+
+async fn stray_history_key(store: DeploymentStore, objects: Arc<dyn ObjectStore>) {
+    let svc = service();
+    let _lock = store.take_lock(&svc, "exec-1", T0).await.expect("take");
+    store
+        .begin(&svc, "exec-1", "repo/app:1", T0)
+        .await
+        .expect("begin");
+    let stray = store.record_key(&svc, 1).replace("1.json", "notes.txt");
+    plant(&objects, &stray, b"{}").await;
+    let err = store.history(&svc).await.expect_err("stray key");
+    assert_eq!(err.error_type(), errors::STORE_ERROR, "{err}");
+    assert!(err.to_string().contains(&stray), "{err}");
+}
+on_both_with_objects!(
+    a_stray_key_under_history_is_an_error_naming_it_in_memory,
+    a_stray_key_under_history_is_an_error_naming_it_on_moto_s3,
+    stray_history_key
+);
