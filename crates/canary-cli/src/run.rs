@@ -28,7 +28,7 @@ use canary_kube::{Cluster, RequestPolicy, router_for};
 use canary_lambda::{ClusterConnector, EksConnector, FixedCluster, Services};
 use canary_metrics::{HealthQuery, MetricsError, MetricsSource};
 use canary_sfn::{Event, EventKind, Executor, Observer, Status, TaskError, TaskInvoker};
-use canary_store::{Abort, DeploymentStore, MemoryObjects, ObjectStore, PutCondition, ServiceRef};
+use canary_store::{Abort, DeploymentStore, ServiceRef};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
@@ -273,8 +273,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, RunError> {
             format!("s3://{bucket}/{}/{svc}/", opts.prefix.trim_matches('/')),
         ),
         _ => {
-            let objects = Arc::new(MemoryObjects::new());
-            let store = DeploymentStore::new(objects.clone());
+            let store = DeploymentStore::memory();
             let connected = match &cluster {
                 Some(c) => c.clone(),
                 None => clusters
@@ -283,7 +282,6 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, RunError> {
                     .map_err(|e| RunError::Setup(e.to_string()))?,
             };
             let seeded = seed_from_cluster(
-                objects.as_ref(),
                 &store,
                 &svc,
                 &connected,
@@ -596,7 +594,6 @@ fn outcome_reason(deployment: &Option<Deployment>) -> String {
 /// canary beside it. Returns the stable version found, if any. Traffic split between
 /// versions means another deployment is unfinished: refuse.
 async fn seed_from_cluster(
-    objects: &MemoryObjects,
     store: &DeploymentStore,
     svc: &ServiceRef,
     cluster: &Cluster,
@@ -657,21 +654,8 @@ async fn seed_from_cluster(
         .and_then(|d| d.pointer("/spec/template/spec/containers/0/image"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let state = canary_store::State {
-        stable_version: Some(version),
-        stable_image: image,
-        version_counter: version,
-        updated_at: 0,
-        in_progress: None,
-    };
-    let body = serde_json::to_vec(&state).map_err(|e| RunError::Setup(e.to_string()))?;
-    objects
-        .put(
-            &store.state_key(svc),
-            body,
-            "application/json",
-            PutCondition::Always,
-        )
+    store
+        .adopt_stable(svc, version, image.as_deref(), SystemClock.now_secs())
         .await
         .map_err(|e| RunError::Setup(e.to_string()))?;
     Ok(Some(version))
