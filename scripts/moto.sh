@@ -21,8 +21,7 @@ _moto_start() {
   local log="${TMPDIR:-/tmp}/moto-$port.log"
   "$program" -H 127.0.0.1 -p "$port" >"$log" 2>&1 </dev/null &
   local pid=$!
-  local i
-  for i in $(seq 1 300); do
+  for _ in $(seq 1 300); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/" 2>/dev/null; then
       MOTO_PORT="$port"
       MOTO_PID="$pid"

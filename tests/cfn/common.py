@@ -11,12 +11,20 @@ import json
 import os
 import re
 import subprocess
+import sys
+import unittest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CFN_DIR = ROOT / "cloudformation"
 ASL_FILE = ROOT / "statemachine" / "canary-deployment.asl.json"
 SCRIPTS = ROOT / "scripts"
+
+# The one opt-out from "a missing peer fails the test" (canary-testkit's peer.rs has the
+# same rule for the Rust tests): peer names separated by commas, or 1 (or all) for every peer.
+ALLOW_MISSING_PEERS = "EKS_CANARY_ALLOW_MISSING_PEERS"
+# How to install the Python tools the tests use (pinned there).
+PIP_REQUIREMENTS = "pip install -r tests/requirements.txt"
 
 # The six Lambda functions: crate = binary = zip = function-name suffix.
 FUNCTIONS = ["render-template", "deploy-canary", "shift-weights", "health-check", "rollback", "cleanup"]
@@ -109,3 +117,29 @@ def env_without_aws_secrets() -> dict:
         if k.startswith("AWS_"):
             del env[k]
     return env
+
+
+def allows_missing(setting: str, peer: str) -> bool:
+    """Whether `setting` (the value of EKS_CANARY_ALLOW_MISSING_PEERS) allows `peer` to be missing."""
+    names = [n.strip() for n in setting.split(",")]
+    return any(n == "1" or n.lower() == "all" or (n and n == peer) for n in names)
+
+
+def require_peer(peer: str, present, install: str) -> None:
+    """A test needs `peer` (found or not by the caller: `present`). Missing, it fails the
+    test with how to install it; only EKS_CANARY_ALLOW_MISSING_PEERS lets the test not run
+    instead, and then it says so on stderr ("NOT RUN: ...") and is counted as skipped."""
+    if present:
+        return
+    setting = os.environ.get(ALLOW_MISSING_PEERS, "")
+    if allows_missing(setting, peer):
+        message = (
+            f"NOT RUN: {peer} is not installed and {ALLOW_MISSING_PEERS}={setting} allows that, "
+            f"so this test checked nothing (install: {install})"
+        )
+        print(f"\n{message}", file=sys.stderr)
+        raise unittest.SkipTest(message)
+    raise AssertionError(
+        f"{peer} is not installed: {install}, or run scripts/test, which installs it "
+        f"(only to let this test not run, set {ALLOW_MISSING_PEERS}={peer})"
+    )

@@ -17,7 +17,7 @@ class CfnLint(unittest.TestCase):
 
     def test_every_template_passes_cfn_lint_with_informational_checks_too(self):
         exe = shutil.which("cfn-lint")
-        self.assertIsNotNone(exe, "cfn-lint is not installed (pip install cfn-lint)")
+        common.require_peer("cfn-lint", exe, f"{common.PIP_REQUIREMENTS} (cfn-lint)")
         for path in common.cfn_templates():
             with self.subTest(template=path.name):
                 result = common.run([exe, "--include-checks", "I", "--", str(path)])

@@ -86,10 +86,10 @@ def fake_zip() -> bytes:
     return buf.getvalue()
 
 
-@unittest.skipUnless(shutil.which("moto_server"), "moto_server not installed (pip install 'moto[server]')")
 class MotoStacks(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        common.require_peer("moto_server", shutil.which("moto_server"), f"{common.PIP_REQUIREMENTS} (moto[server])")
         import boto3
 
         warnings.simplefilter("ignore", ResourceWarning)

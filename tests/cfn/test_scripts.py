@@ -1,5 +1,5 @@
 """The scripts: strict mode, a usage message on -h/--help and on bad arguments,
-shellcheck-clean where shellcheck is installed, and the RBAC rendering."""
+shellcheck-clean (a missing shellcheck fails), and the RBAC rendering."""
 
 import shutil
 import sys
@@ -44,8 +44,7 @@ class Scripts(unittest.TestCase):
         self.assertIn("--cluster needs a value", r.stderr)
 
     def test_cleanup_without_yes_deletes_nothing(self):
-        if not shutil.which("aws"):
-            self.skipTest("aws CLI not installed")
+        common.require_peer("aws", shutil.which("aws"), f"{common.PIP_REQUIREMENTS} (awscli)")
         r = common.run(
             [str(common.SCRIPTS / "cleanup"), "--service", "demo", "--keep-shared"],
             env=common.env_without_aws_secrets(),
@@ -55,9 +54,19 @@ class Scripts(unittest.TestCase):
 
     def test_shellcheck_is_clean(self):
         exe = shutil.which("shellcheck")
-        if not exe:
-            self.skipTest("shellcheck not installed (apt-get install shellcheck)")
+        common.require_peer("shellcheck", exe, "apt-get install shellcheck")
         files = [str(common.SCRIPTS / "_common.sh")] + [str(common.SCRIPTS / n) for n in SCRIPTS]
+        r = common.run([exe, "-x", *files])
+        self.assertEqual(r.returncode, 0, r.stdout)
+
+    def test_shellcheck_is_clean_on_every_shell_script_of_the_tooling(self):
+        exe = shutil.which("shellcheck")
+        common.require_peer("shellcheck", exe, "apt-get install shellcheck")
+        files = sorted(
+            str(p) for p in common.SCRIPTS.iterdir() if p.is_file() and p.read_text().startswith("#!/usr/bin/env bash")
+        ) + [str(common.ROOT / "statemachine" / "validate.sh"), str(common.ROOT / "tests" / "cfn" / "run.sh")]
+        for expected in ("test", "bench", "moto.sh"):
+            self.assertIn(str(common.SCRIPTS / expected), files)
         r = common.run([exe, "-x", *files])
         self.assertEqual(r.returncode, 0, r.stdout)
 
