@@ -77,6 +77,10 @@
 //! `finish_promoted` or `finish_rolled_back`, which write the record and the state,
 //! clear the abort marker and **release the lock** (the caller does not). Every step is
 //! safe to retry.
+//!
+//! A store that starts empty beside a cluster that already serves a version (`canary
+//! run` with an in-memory store) first calls `adopt_stable`, so that the next `begin`
+//! deploys the version after it.
 
 mod error;
 mod lock;
