@@ -30,17 +30,23 @@
 
 #![warn(missing_docs)]
 
+mod commit;
+mod controllers;
 mod error;
 mod faults;
 mod kubeconfig;
+mod managed_fields;
 mod patch;
 mod resources;
 mod selector;
 mod server;
 mod state;
+mod store;
 mod table;
 mod traffic;
 mod util;
+mod validate;
+mod verbs;
 mod watcher;
 mod workloads;
 
@@ -129,8 +135,12 @@ impl SimCluster {
     /// An empty cluster (with a `default` namespace).
     pub fn new(config: SimConfig) -> Self {
         let delay = i64::try_from(config.ready_delay.as_millis()).unwrap_or(i64::MAX);
+        let mut state = State::new(config.clock, delay);
+        // Creating a fixed, valid object cannot fail; an error would only leave the
+        // cluster without a `default` namespace.
+        let _ = state.create_default_namespace();
         Self {
-            state: Arc::new(Mutex::new(State::new(config.clock, delay))),
+            state: Arc::new(Mutex::new(state)),
         }
     }
 

@@ -7,6 +7,47 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
+/// How a patch body is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PatchType {
+    /// `application/merge-patch+json`.
+    Merge,
+    /// `application/json-patch+json`.
+    Json,
+    /// `application/strategic-merge-patch+json`.
+    Strategic,
+    /// `application/apply-patch+yaml` (server-side apply: see `managed_fields`).
+    Apply,
+}
+
+/// Applies a merge, JSON or strategic merge patch `body` to `doc` (an apply patch is
+/// not applied here: server-side apply merges by field ownership).
+pub(crate) fn apply_patch(
+    patch_type: PatchType,
+    doc: &mut Value,
+    body: &Value,
+) -> Result<(), ApiError> {
+    match patch_type {
+        PatchType::Merge => {
+            if !body.is_object() {
+                return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+            }
+            merge_patch(doc, body);
+        }
+        PatchType::Strategic => {
+            if !body.is_object() {
+                return Err(ApiError::bad_request(
+                    "a strategic merge patch must be a JSON object",
+                ));
+            }
+            strategic_merge(doc, body);
+        }
+        PatchType::Json => json_patch(doc, body)?,
+        PatchType::Apply => {}
+    }
+    Ok(())
+}
+
 /// Applies an RFC 7386 merge patch to `target`.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {

@@ -53,6 +53,17 @@ impl ResourceType {
         }
     }
 
+    /// Whether objects of this type are Deployments (the simulated controllers run them).
+    pub fn is_deployment(&self) -> bool {
+        self.group == "apps" && self.plural == "deployments"
+    }
+
+    /// Whether objects of this type are route objects whose writes are recorded in the
+    /// weight history (VirtualRouter, HTTPRoute, GRPCRoute).
+    pub fn is_route(&self) -> bool {
+        is_route(self.group, self.plural)
+    }
+
     /// Whether `name` (plural, singular, kind or short name, any case) names this type.
     pub fn answers_to(&self, name: &str) -> bool {
         let lower = name.to_ascii_lowercase();
@@ -61,6 +72,15 @@ impl ResourceType {
             || lower == self.kind.to_ascii_lowercase()
             || self.short_names.contains(&lower.as_str())
     }
+}
+
+/// Whether (group, plural) names a route object type: an App Mesh VirtualRouter or a
+/// Gateway API HTTPRoute / GRPCRoute.
+pub fn is_route(group: &str, plural: &str) -> bool {
+    matches!(
+        (group, plural),
+        (APPMESH, "virtualrouters") | (GATEWAY, "httproutes" | "grpcroutes")
+    )
 }
 
 /// Builds a table entry (positional, to keep the table one line per type).
@@ -261,6 +281,13 @@ pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resourc
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The resource type with this group and plural (any version).
+pub fn by_plural(group: &str, plural: &str) -> Option<&'static ResourceType> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
 }
 
 /// The resource type for an `apiVersion` and a plural, singular, kind or short name.

@@ -16,12 +16,15 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::SimCluster;
+use crate::commit::Part;
 use crate::error::ApiError;
 use crate::faults::FaultAction;
+use crate::patch::PatchType;
 use crate::resources::{self, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::state::{Part, PatchType, State as Cluster, WriteOptions};
+use crate::state::State as Cluster;
 use crate::table;
+use crate::verbs::WriteOptions;
 use crate::watcher::Watch;
 
 /// How long a hanging fault holds its request.
@@ -498,63 +501,83 @@ fn object(
             let body = req.body_value(yaml)?;
             ok(state.replace(rt, namespace, name, body, part, &req.write_options())?)
         }
-        Method::PATCH => {
-            let content_type = req.content_type();
-            let patch_type = match content_type.as_str() {
-                "application/apply-patch+yaml" => PatchType::Apply,
-                "application/merge-patch+json" => PatchType::Merge,
-                "application/json-patch+json" => PatchType::Json,
-                "application/strategic-merge-patch+json" => PatchType::Strategic,
-                _ => return Err(ApiError::UnsupportedMediaType { content_type }),
-            };
-            let body = req.body_value(patch_type == PatchType::Apply)?;
-            let existed = state.get(rt, namespace, name).is_ok();
-            let result = state.patch(
-                rt,
-                namespace,
-                name,
-                patch_type,
-                body,
-                part,
-                &req.write_options(),
-            )?;
-            let code = if existed {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
-            };
-            Ok(Reply::Json(code, result))
-        }
-        Method::DELETE if part == Part::Main => {
-            let options = if req.body.iter().all(u8::is_ascii_whitespace) {
-                None
-            } else {
-                Some(req.body_value(false)?)
-            };
-            let dry_run = req.write_options().dry_run
-                || options
-                    .as_ref()
-                    .and_then(|o| o.get("dryRun"))
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| !a.is_empty());
-            let preconditions = options.as_ref().and_then(|o| o.get("preconditions"));
-            let deleted = state.delete(rt, namespace, name, preconditions, dry_run)?;
-            let mut details = json!({
-                "name": name,
-                "kind": rt.plural,
-                "uid": deleted.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
-            });
-            if !rt.group.is_empty() {
-                details["group"] = json!(rt.group);
-            }
-            ok(json!({
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "details": details,
-            }))
-        }
+        Method::PATCH => patch_object(state, req, rt, namespace, name, part),
+        Method::DELETE if part == Part::Main => ok(delete_object(state, req, rt, namespace, name)?),
         _ => Err(method_not_allowed(req.method, req.path)),
     }
+}
+
+/// `PATCH` of an object or its status: 201 when an apply created it, 200 otherwise.
+fn patch_object(
+    state: &mut Cluster,
+    req: &Request<'_>,
+    rt: &'static ResourceType,
+    namespace: &str,
+    name: &str,
+    part: Part,
+) -> Result<Reply, ApiError> {
+    let content_type = req.content_type();
+    let patch_type = match content_type.as_str() {
+        "application/apply-patch+yaml" => PatchType::Apply,
+        "application/merge-patch+json" => PatchType::Merge,
+        "application/json-patch+json" => PatchType::Json,
+        "application/strategic-merge-patch+json" => PatchType::Strategic,
+        _ => return Err(ApiError::UnsupportedMediaType { content_type }),
+    };
+    let body = req.body_value(patch_type == PatchType::Apply)?;
+    let existed = state.get(rt, namespace, name).is_ok();
+    let result = state.patch(
+        rt,
+        namespace,
+        name,
+        patch_type,
+        body,
+        part,
+        &req.write_options(),
+    )?;
+    let code = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(Reply::Json(code, result))
+}
+
+/// `DELETE` of an object, with an optional DeleteOptions body (preconditions,
+/// `dryRun`); answers a `Success` Status naming what was deleted.
+fn delete_object(
+    state: &mut Cluster,
+    req: &Request<'_>,
+    rt: &'static ResourceType,
+    namespace: &str,
+    name: &str,
+) -> Result<Value, ApiError> {
+    let options = if req.body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(req.body_value(false)?)
+    };
+    let dry_run = req.write_options().dry_run
+        || options
+            .as_ref()
+            .and_then(|o| o.get("dryRun"))
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+    let preconditions = options.as_ref().and_then(|o| o.get("preconditions"));
+    let deleted = state.delete(rt, namespace, name, preconditions, dry_run)?;
+    let mut details = json!({
+        "name": name,
+        "kind": rt.plural,
+        "uid": deleted.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+    });
+    if !rt.group.is_empty() {
+        details["group"] = json!(rt.group);
+    }
+    Ok(json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }))
 }

@@ -75,93 +75,95 @@ fn cells(rt: &ResourceType, obj: &Value, now: i64) -> Vec<Value> {
         .pointer("/metadata/name")
         .cloned()
         .unwrap_or(Value::Null);
-    match (rt.group, rt.plural) {
-        ("apps", "deployments") => {
-            let desired = obj
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            vec![
-                name,
-                json!(format!(
-                    "{}/{desired}",
-                    int_at(obj, "/status/readyReplicas")
-                )),
-                json!(int_at(obj, "/status/updatedReplicas")),
-                json!(int_at(obj, "/status/availableReplicas")),
-                json!(age(obj, now)),
-            ]
-        }
-        ("", "pods") => {
-            let statuses = obj
-                .pointer("/status/containerStatuses")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let ready = statuses
-                .iter()
-                .filter(|s| s.get("ready") == Some(&json!(true)))
-                .count();
-            let waiting = statuses
-                .iter()
-                .find_map(|s| s.pointer("/state/waiting/reason").and_then(Value::as_str));
-            let phase = obj
-                .pointer("/status/phase")
+    let mut row = vec![name];
+    row.extend(match (rt.group, rt.plural) {
+        ("apps", "deployments") => deployment_cells(obj),
+        ("", "pods") => pod_cells(obj),
+        ("", "services") => service_cells(obj),
+        ("", "namespaces") => vec![json!(
+            obj.pointer("/status/phase")
                 .and_then(Value::as_str)
-                .unwrap_or("Pending");
-            vec![
-                name,
-                json!(format!("{ready}/{}", statuses.len())),
-                json!(waiting.unwrap_or(phase)),
-                json!("0"),
-                json!(age(obj, now)),
-            ]
-        }
-        ("", "services") => {
-            let ports: Vec<String> = obj
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|p| {
-                    let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-                    format!(
-                        "{}/{proto}",
-                        p.get("port").map(Value::to_string).unwrap_or_default()
-                    )
-                })
-                .collect();
-            vec![
-                name,
-                json!(
-                    obj.pointer("/spec/type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("ClusterIP")
-                ),
-                json!(
-                    obj.pointer("/spec/clusterIP")
-                        .and_then(Value::as_str)
-                        .unwrap_or("<none>")
-                ),
-                json!(if ports.is_empty() {
-                    "<none>".to_string()
-                } else {
-                    ports.join(",")
-                }),
-                json!(age(obj, now)),
-            ]
-        }
-        ("", "namespaces") => vec![
-            name,
-            json!(
-                obj.pointer("/status/phase")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Active")
-            ),
-            json!(age(obj, now)),
-        ],
-        _ => vec![name, json!(age(obj, now))],
-    }
+                .unwrap_or("Active")
+        )],
+        _ => Vec::new(),
+    });
+    row.push(json!(age(obj, now)));
+    row
+}
+
+/// READY, UP-TO-DATE, AVAILABLE.
+fn deployment_cells(obj: &Value) -> Vec<Value> {
+    let desired = obj
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    vec![
+        json!(format!(
+            "{}/{desired}",
+            int_at(obj, "/status/readyReplicas")
+        )),
+        json!(int_at(obj, "/status/updatedReplicas")),
+        json!(int_at(obj, "/status/availableReplicas")),
+    ]
+}
+
+/// READY, STATUS (a waiting reason before the phase), RESTARTS.
+fn pod_cells(obj: &Value) -> Vec<Value> {
+    let statuses = obj
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let ready = statuses
+        .iter()
+        .filter(|s| s.get("ready") == Some(&json!(true)))
+        .count();
+    let waiting = statuses
+        .iter()
+        .find_map(|s| s.pointer("/state/waiting/reason").and_then(Value::as_str));
+    let phase = obj
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending");
+    vec![
+        json!(format!("{ready}/{}", statuses.len())),
+        json!(waiting.unwrap_or(phase)),
+        json!("0"),
+    ]
+}
+
+/// TYPE, CLUSTER-IP, PORT(S).
+fn service_cells(obj: &Value) -> Vec<Value> {
+    let ports: Vec<String> = obj
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            format!(
+                "{}/{proto}",
+                p.get("port").map(Value::to_string).unwrap_or_default()
+            )
+        })
+        .collect();
+    vec![
+        json!(
+            obj.pointer("/spec/type")
+                .and_then(Value::as_str)
+                .unwrap_or("ClusterIP")
+        ),
+        json!(
+            obj.pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .unwrap_or("<none>")
+        ),
+        json!(if ports.is_empty() {
+            "<none>".to_string()
+        } else {
+            ports.join(",")
+        }),
+    ]
 }
 
 /// A Table of `items`. `include_object` is the `includeObject` query parameter:

@@ -156,60 +156,71 @@ pub(crate) fn deployment_status(
         Some(at) => {
             put("readyReplicas", n);
             put("availableReplicas", n);
-            vec![
-                condition(
-                    "Available",
-                    true,
-                    "MinimumReplicasAvailable",
-                    "Deployment has minimum availability.",
-                    at,
-                ),
-                condition(
-                    "Progressing",
-                    true,
-                    "NewReplicaSetAvailable",
-                    &format!("ReplicaSet \"{rs}\" has successfully progressed."),
-                    at,
-                ),
-            ]
+            ready_conditions(&rs, at)
         }
         None => {
             put("unavailableReplicas", n);
-            let progressing = if now >= deadline_at {
-                condition(
-                    "Progressing",
-                    false,
-                    "ProgressDeadlineExceeded",
-                    &format!("ReplicaSet \"{rs}\" has timed out progressing."),
-                    deadline_at,
-                )
-            } else {
-                condition(
-                    "Progressing",
-                    true,
-                    "ReplicaSetUpdated",
-                    &format!("ReplicaSet \"{rs}\" is progressing."),
-                    track.changed_at,
-                )
-            };
-            vec![
-                condition(
-                    "Available",
-                    n == 0,
-                    if n == 0 {
-                        "MinimumReplicasAvailable"
-                    } else {
-                        "MinimumReplicasUnavailable"
-                    },
-                    "Deployment does not have minimum availability.",
-                    track.changed_at,
-                ),
-                progressing,
-            ]
+            unready_conditions(&rs, n, track.changed_at, deadline_at, now)
         }
     };
     status.insert("conditions".into(), json!(conditions));
     Value::Object(status)
+}
+
+/// The conditions of a Deployment whose replicas are all ready since `at`.
+fn ready_conditions(rs: &str, at: i64) -> Vec<Value> {
+    vec![
+        condition(
+            "Available",
+            true,
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+            at,
+        ),
+        condition(
+            "Progressing",
+            true,
+            "NewReplicaSetAvailable",
+            &format!("ReplicaSet \"{rs}\" has successfully progressed."),
+            at,
+        ),
+    ]
+}
+
+/// The conditions of a Deployment of `n` replicas that is not ready: still progressing,
+/// or past its progress deadline.
+fn unready_conditions(rs: &str, n: i64, changed_at: i64, deadline_at: i64, now: i64) -> Vec<Value> {
+    let progressing = if now >= deadline_at {
+        condition(
+            "Progressing",
+            false,
+            "ProgressDeadlineExceeded",
+            &format!("ReplicaSet \"{rs}\" has timed out progressing."),
+            deadline_at,
+        )
+    } else {
+        condition(
+            "Progressing",
+            true,
+            "ReplicaSetUpdated",
+            &format!("ReplicaSet \"{rs}\" is progressing."),
+            changed_at,
+        )
+    };
+    vec![
+        condition(
+            "Available",
+            n == 0,
+            if n == 0 {
+                "MinimumReplicasAvailable"
+            } else {
+                "MinimumReplicasUnavailable"
+            },
+            "Deployment does not have minimum availability.",
+            changed_at,
+        ),
+        progressing,
+    ]
 }
 
 fn waiting_message(image: &str, reason: &str) -> String {
@@ -262,45 +273,17 @@ pub(crate) fn desired_pods(
         .cloned()
         .unwrap_or_default();
     let phase = phase(deploy, track, now, delay, bad);
-    let bad_reason = |image: &str| bad.get(image).cloned();
+    let statuses: Vec<Value> = containers
+        .iter()
+        .map(|c| container_status(c, &phase, bad))
+        .collect();
+    let status = pod_status(&phase, track, statuses);
     (0..replicas(deploy))
         .map(|i| {
-            let pod_name = format!("{name}-{hash}-{}", safe_suffix(stable_hash(&format!("{name}/{hash}/{i}")), 5));
-            let statuses: Vec<Value> = containers
-                .iter()
-                .map(|c| {
-                    let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-                    let (ready, state) = match &phase {
-                        Phase::Ready(at) => (true, json!({ "running": { "startedAt": rfc3339(*at) } })),
-                        Phase::Starting(_) => (false, json!({ "waiting": { "reason": "ContainerCreating" } })),
-                        Phase::Failing { .. } => match bad_reason(image) {
-                            Some(reason) => (false, json!({ "waiting": { "reason": reason, "message": waiting_message(image, &reason) } })),
-                            None => (false, json!({ "waiting": { "reason": "PodInitializing" } })),
-                        },
-                    };
-                    json!({
-                        "name": c.get("name").cloned().unwrap_or(Value::Null),
-                        "image": image,
-                        "imageID": "",
-                        "ready": ready,
-                        "started": ready,
-                        "restartCount": 0,
-                        "state": state,
-                    })
-                })
-                .collect();
-            let ready = matches!(phase, Phase::Ready(_));
-            let since = match phase {
-                Phase::Ready(at) => at,
-                _ => track.changed_at,
-            };
-            let cond = |kind: &str, ok: bool| {
-                let mut c = json!({ "type": kind, "status": if ok { "True" } else { "False" }, "lastTransitionTime": rfc3339(since) });
-                if !ok {
-                    c["reason"] = json!("ContainersNotReady");
-                }
-                c
-            };
+            let pod_name = format!(
+                "{name}-{hash}-{}",
+                safe_suffix(stable_hash(&format!("{name}/{hash}/{i}")), 5)
+            );
             json!({
                 "apiVersion": "v1",
                 "kind": "Pod",
@@ -319,19 +302,68 @@ pub(crate) fn desired_pods(
                     }],
                 },
                 "spec": spec,
-                "status": {
-                    "phase": if ready { "Running" } else { "Pending" },
-                    "conditions": [
-                        { "type": "PodScheduled", "status": "True", "lastTransitionTime": rfc3339(track.changed_at) },
-                        cond("ContainersReady", ready),
-                        cond("Ready", ready),
-                    ],
-                    "containerStatuses": statuses,
-                    "startTime": rfc3339(track.changed_at),
-                },
+                "status": status,
             })
         })
         .collect()
+}
+
+/// A container's status in a Pod of a Deployment in `phase`: running, creating, or
+/// waiting with the reason its bad image was given.
+fn container_status(container: &Value, phase: &Phase, bad: &BTreeMap<String, String>) -> Value {
+    let image = container
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (ready, state) = match phase {
+        Phase::Ready(at) => (true, json!({ "running": { "startedAt": rfc3339(*at) } })),
+        Phase::Starting(_) => (
+            false,
+            json!({ "waiting": { "reason": "ContainerCreating" } }),
+        ),
+        Phase::Failing { .. } => match bad.get(image) {
+            Some(reason) => (
+                false,
+                json!({ "waiting": { "reason": reason, "message": waiting_message(image, reason) } }),
+            ),
+            None => (false, json!({ "waiting": { "reason": "PodInitializing" } })),
+        },
+    };
+    json!({
+        "name": container.get("name").cloned().unwrap_or(Value::Null),
+        "image": image,
+        "imageID": "",
+        "ready": ready,
+        "started": ready,
+        "restartCount": 0,
+        "state": state,
+    })
+}
+
+/// A Pod's status in `phase`, with its containers' statuses.
+fn pod_status(phase: &Phase, track: Track, statuses: Vec<Value>) -> Value {
+    let ready = matches!(phase, Phase::Ready(_));
+    let since = match phase {
+        Phase::Ready(at) => *at,
+        _ => track.changed_at,
+    };
+    let cond = |kind: &str, ok: bool| {
+        let mut c = json!({ "type": kind, "status": if ok { "True" } else { "False" }, "lastTransitionTime": rfc3339(since) });
+        if !ok {
+            c["reason"] = json!("ContainersNotReady");
+        }
+        c
+    };
+    json!({
+        "phase": if ready { "Running" } else { "Pending" },
+        "conditions": [
+            { "type": "PodScheduled", "status": "True", "lastTransitionTime": rfc3339(track.changed_at) },
+            cond("ContainersReady", ready),
+            cond("Ready", ready),
+        ],
+        "containerStatuses": statuses,
+        "startTime": rfc3339(track.changed_at),
+    })
 }
 
 #[cfg(test)]
