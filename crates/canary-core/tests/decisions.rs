@@ -6,6 +6,7 @@
 mod common;
 
 use canary_core::execution::{Deployment, Next, RouteRef};
+use canary_core::provider::appmesh::APP_MESH;
 use canary_core::verdict::judge;
 use canary_core::{
     DeploySpec, NoDataPolicy, Observation, TrafficProvider, Verdict, VerdictStatus, schedule,
@@ -112,7 +113,7 @@ fn deployment(spec: &DeploySpec, first: bool) -> Deployment {
         canary_version: 2,
         stable_version: (!first).then_some(1),
         stable_image: None,
-        provider: TrafficProvider::AppMesh,
+        provider: APP_MESH,
         route: RouteRef {
             api_version: "appmesh.k8s.aws/v1beta2".into(),
             kind: "VirtualRouter".into(),

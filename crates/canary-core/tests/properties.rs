@@ -5,8 +5,8 @@
 
 mod common;
 
-use canary_core::render::{RenderParams, render, target_lists};
-use canary_core::{DeploySpec, TrafficProvider, schedule};
+use canary_core::render::{RenderParams, render};
+use canary_core::{DeploySpec, schedule};
 use common::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -72,9 +72,10 @@ proptest! {
         let template = if provider == 0 { fixture("appmesh-grpcRoute.yml") } else { fixture("gateway-httproute.yml") };
         let spec = DeploySpec::parse(&doc_with_template(&template, json!({})), None).unwrap();
         let r = render(&spec, &RenderParams { version: stable + 1, stable_version: Some(stable), canary_weight: weight }).unwrap();
-        let p = if provider == 0 { TrafficProvider::AppMesh } else { TrafficProvider::GatewayApi };
-        for list in target_lists(p, &r.route_object().unwrap().value) {
-            let sum: u64 = list.iter().map(|t| t["weight"].as_u64().unwrap()).sum();
+        let lists = r.provider.read(&r.route_object().unwrap().value).unwrap();
+        prop_assert!(!lists.is_empty());
+        for list in lists {
+            let sum: u64 = list.iter().map(|t| u64::from(t.weight)).sum();
             prop_assert_eq!(sum, 100);
         }
     }

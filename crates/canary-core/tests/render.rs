@@ -5,8 +5,11 @@
 
 mod common;
 
-use canary_core::render::{RenderParams, render, target_lists};
-use canary_core::{DeploySpec, RenderError, Scope, TrafficProvider};
+use canary_core::provider::Target;
+use canary_core::provider::appmesh::APP_MESH;
+use canary_core::provider::gateway_api::GATEWAY_API;
+use canary_core::render::{RenderParams, render};
+use canary_core::{DeploySpec, RenderError, Scope};
 use common::*;
 use serde_json::json;
 
@@ -29,16 +32,21 @@ fn canary(template: &str, weight: u8) -> Result<canary_core::Rendered, RenderErr
 fn every_app_mesh_route_kind_gets_its_weighted_targets() {
     for kind in ["httpRoute", "http2Route", "grpcRoute", "tcpRoute"] {
         let r = canary(&fixture(&format!("appmesh-{kind}.yml")), 30).unwrap();
-        assert_eq!(r.provider, TrafficProvider::AppMesh);
+        assert_eq!(r.provider, APP_MESH);
         let route = &r.route_object().unwrap().value;
-        let targets = &route["spec"]["routes"][0][kind]["action"]["weightedTargets"];
         assert_eq!(
-            targets,
-            &json!([
-                {"virtualNodeRef": {"name": "checkout-4"}, "weight": 70},
-                {"virtualNodeRef": {"name": "checkout-5"}, "weight": 30}
-            ]),
+            APP_MESH.read(route).unwrap(),
+            vec![vec![
+                Target::new("checkout-4", 70),
+                Target::new("checkout-5", 30)
+            ]],
             "{kind}"
+        );
+        let text = route.to_string();
+        assert!(text.contains(&format!(r#""{kind}":"#)), "{kind}: {text}");
+        assert!(
+            text.contains(r#"{"virtualNodeRef":{"name":"checkout-5"},"weight":30}"#),
+            "{kind}: {text}"
         );
         for o in &r.objects {
             if o.api_version().starts_with("appmesh") {
@@ -51,13 +59,23 @@ fn every_app_mesh_route_kind_gets_its_weighted_targets() {
 #[test]
 fn a_gateway_api_httproute_gets_backend_refs_with_the_service_port() {
     let r = canary(&fixture("gateway-httproute.yml"), 20).unwrap();
-    assert_eq!(r.provider, TrafficProvider::GatewayApi);
+    assert_eq!(r.provider, GATEWAY_API);
     assert_eq!(r.backend_port, Some(8080));
     let route = &r.route_object().unwrap().value;
     assert_eq!(
-        route["spec"]["rules"][0]["backendRefs"],
-        json!([{"name": "checkout-4", "port": 8080, "weight": 80}, {"name": "checkout-5", "port": 8080, "weight": 20}])
+        GATEWAY_API.read(route).unwrap(),
+        vec![vec![
+            Target::new("checkout-4", 80),
+            Target::new("checkout-5", 20)
+        ]]
     );
+    let text = route.to_string();
+    for t in [
+        r#"{"name":"checkout-4","port":8080,"weight":80}"#,
+        r#"{"name":"checkout-5","port":8080,"weight":20}"#,
+    ] {
+        assert!(text.contains(t), "{t} in {text}");
+    }
     validate_against_crd(route);
 }
 
@@ -66,14 +84,18 @@ fn a_grpcroute_with_a_bare_and_a_bracketed_variable_gets_both_rules() {
     let r = canary(&fixture("gateway-grpcroute.yml"), 60).unwrap();
     let route = &r.route_object().unwrap().value;
     assert_eq!(route["kind"], "GRPCRoute");
-    let lists = target_lists(TrafficProvider::GatewayApi, route);
+    let lists = GATEWAY_API.read(route).unwrap();
     assert_eq!(lists.len(), 2);
     for list in lists {
-        assert_eq!(
-            list[1],
-            json!({"name": "checkout-5", "port": 50051, "weight": 60})
-        );
+        assert_eq!(list[1], Target::new("checkout-5", 60));
     }
+    assert_eq!(
+        route
+            .to_string()
+            .matches(r#"{"name":"checkout-5","port":50051,"weight":60}"#)
+            .count(),
+        2
+    );
     validate_against_crd(route);
 }
 
@@ -140,7 +162,7 @@ fn templates_without_a_route_or_with_two_are_refused() {
     let two = format!(
         "{}\n---\n{}",
         fixture("appmesh-httpRoute.yml"),
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: other\n  namespace: shop\nspec:\n  rules:\n    - backendRefs: [${CANARY_ROUTES}]\n"
+        fixture("gateway-httproute-other.yml")
     );
     assert!(
         canary(&two, 10)
@@ -212,8 +234,13 @@ fn weights_other_than_a_full_first_deployment_need_a_stable_version() {
 fn the_crd_schema_check_catches_an_invalid_object() {
     let r = canary(&fixture("appmesh-httpRoute.yml"), 30).unwrap();
     let mut route = r.route_object().unwrap().value.clone();
-    route["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"][0]["weight"] = json!(250);
+    let no_ports = Default::default();
+    let too_heavy = [
+        Target::new("checkout-4", 250),
+        Target::new("checkout-5", 30),
+    ];
+    route = APP_MESH.rewrite(&route, &too_heavy, &no_ports).unwrap();
     assert!(!crd_errors(&route).is_empty());
-    route["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"] = json!([]);
+    route = APP_MESH.rewrite(&route, &[], &no_ports).unwrap();
     assert!(!crd_errors(&route).is_empty());
 }

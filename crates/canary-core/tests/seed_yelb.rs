@@ -7,9 +7,10 @@
 
 mod common;
 
+use canary_core::provider::appmesh::APP_MESH;
 use canary_core::render::{RenderParams, render};
 use canary_core::spec::DEFAULT_METRIC_NAMESPACE;
-use canary_core::{DeploySpec, Scope, TrafficProvider, labels, schedule};
+use canary_core::{DeploySpec, Scope, labels, schedule};
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -104,12 +105,9 @@ fn rendered_image(service: &str) -> String {
 fn weights(rendered: &canary_core::Rendered) -> Vec<(String, u64)> {
     let route = &rendered.route_object().unwrap().value;
     let mut out = Vec::new();
-    for list in canary_core::render::target_lists(TrafficProvider::AppMesh, route) {
+    for list in APP_MESH.read(route).unwrap() {
         for t in list {
-            out.push((
-                t["virtualNodeRef"]["name"].as_str().unwrap().to_owned(),
-                t["weight"].as_u64().unwrap(),
-            ));
+            out.push((t.name, u64::from(t.weight)));
         }
     }
     out
@@ -127,7 +125,7 @@ fn seed_templates_render_a_first_deployment_at_full_weight() {
             },
         )
         .unwrap();
-        assert_eq!(r.provider, TrafficProvider::AppMesh);
+        assert_eq!(r.provider, APP_MESH);
         assert_eq!(r.route.kind, "VirtualRouter");
         assert_eq!(r.route.name, service);
         assert_eq!(r.objects.len(), 6, "{service}");

@@ -58,10 +58,11 @@ fn backends(service: &str, weights: &[(u32, u8)]) -> Vec<Target> {
 
 #[tokio::test]
 async fn the_four_seed_services_are_deployed_shifted_promoted_and_rolled_back() -> TestResult {
-    if !seed_dir().is_dir() {
-        eprintln!("SKIPPED: {} is missing", seed_dir().display());
-        return Ok(());
-    }
+    assert!(
+        seed_dir().is_dir(),
+        "the Yelb fixtures are part of the repository: {} is missing",
+        seed_dir().display()
+    );
     let h = common::harness("yelb").await?;
     for service in SERVICES {
         let start = h.cluster.stats();

@@ -356,7 +356,7 @@ async fn server_side_apply_creates_updates_and_tracks_field_managers() {
 async fn an_apply_patch_in_yaml_is_accepted() {
     let (sim, server, _clock) = common::start_manual(Duration::ZERO).await;
     let client = common::client(&server, "default").await;
-    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: web\nspec:\n  rules:\n  - backendRefs:\n    - name: web-1\n      port: 80\n      weight: 100\n";
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: web\nspec:\n  parentRefs:\n  - name: gw\n    port: 80\n    sectionName: http\n";
     let (code, body) = common::send(
         &client,
         "PATCH",
@@ -366,7 +366,7 @@ async fn an_apply_patch_in_yaml_is_accepted() {
     )
     .await;
     assert_eq!(code, 201, "{body}");
-    assert_eq!(body["spec"]["rules"][0]["backendRefs"][0]["weight"], 100);
+    assert_eq!(body["spec"]["parentRefs"][0]["port"], 80);
     let stored = sim
         .get_object("gateway.networking.k8s.io/v1", "HTTPRoute", "gw", "web")
         .unwrap();

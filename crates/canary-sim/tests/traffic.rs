@@ -7,6 +7,9 @@ mod common;
 
 use std::time::Duration;
 
+use canary_core::provider::Target;
+use canary_core::provider::appmesh::APP_MESH;
+use canary_core::provider::gateway_api::GATEWAY_API;
 use canary_sim::{MetricsQuery, SimCluster};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
@@ -42,16 +45,12 @@ async fn apply(
     .unwrap();
 }
 
-fn virtual_router(weights: &[(&str, u32)]) -> serde_json::Value {
-    let targets: Vec<_> = weights
-        .iter()
-        .map(|(n, w)| json!({ "virtualNodeRef": { "name": n }, "weight": w }))
-        .collect();
-    json!({
-        "apiVersion": "appmesh.k8s.aws/v1beta2", "kind": "VirtualRouter",
-        "metadata": { "name": "cart" },
-        "spec": { "routes": [{ "name": "r", "httpRoute": { "match": { "prefix": "/" }, "action": { "weightedTargets": targets } } }] }
-    })
+fn targets(weights: &[(&str, u8)]) -> Vec<Target> {
+    weights.iter().map(|(n, w)| Target::new(*n, *w)).collect()
+}
+
+fn virtual_router(weights: &[(&str, u8)]) -> serde_json::Value {
+    APP_MESH.minimal_route("cart", "shop", &targets(weights), 80)
 }
 
 fn query(sim: &SimCluster, controller: Option<&str>, start: i64, end: i64) -> (Vec<f64>, Vec<f64>) {
@@ -141,11 +140,20 @@ async fn a_version_without_traffic_reports_no_datapoints_and_an_unready_one_only
     )
     .await;
     sim.set_traffic("shop", "cart", 1.0);
-    apply(&client, "gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", json!({
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-        "metadata": { "name": "cart" },
-        "spec": { "rules": [{ "backendRefs": [{ "name": "cart-1", "port": 80, "weight": 100 }, { "name": "cart-2", "port": 80, "weight": 0 }] }] }
-    })).await;
+    apply(
+        &client,
+        "gateway.networking.k8s.io",
+        "v1",
+        "HTTPRoute",
+        "httproutes",
+        GATEWAY_API.minimal_route(
+            "cart",
+            "shop",
+            &targets(&[("cart-1", 100), ("cart-2", 0)]),
+            80,
+        ),
+    )
+    .await;
     clock.set(t0 + 120_000);
     // cart-1 is not ready for its first 30 s: those 30 requests are errors (503).
     let (errors, successes) = query(&sim, Some("cart-1"), t0, t0 + 120_000);

@@ -154,6 +154,10 @@ impl RouteProvider for AppMesh {
         Ok(out)
     }
 
+    fn minimal_route(&self, name: &str, namespace: &str, targets: &[Target], port: u16) -> Value {
+        minimal_router(name, namespace, targets, port)
+    }
+
     /// The App Mesh controller sets `status.conditions[type=VirtualRouterActive]` and
     /// `status.observedGeneration` once it has programmed the router in App Mesh.
     fn status(&self, router: &Value) -> RouteStatus {
@@ -171,6 +175,20 @@ impl RouteProvider for AppMesh {
             _ => RouteStatus::Pending,
         }
     }
+}
+
+/// A VirtualRouter whose one HTTP route sends traffic to `targets`.
+fn minimal_router(name: &str, namespace: &str, targets: &[Target], port: u16) -> Value {
+    let targets: Vec<Value> = targets.iter().map(|t| target_for(&[], t)).collect();
+    json!({
+        "apiVersion": "appmesh.k8s.aws/v1beta2", "kind": "VirtualRouter",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "listeners": [{"portMapping": {"port": port, "protocol": "http"}}],
+            "routes": [{"name": "route", "httpRoute": {
+                "match": {"prefix": "/"}, "action": {"weightedTargets": targets}}}]
+        }
+    })
 }
 
 /// The target for `b`: the existing one of that name with its weight changed, or a new
@@ -350,6 +368,34 @@ mod tests {
             got["spec"]["routes"][0]["tcpRoute"]["timeout"]["idle"]["value"],
             5
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_controllers_status_says_whether_a_generation_is_active() {
+        let mut vr = AppMesh.minimal_route("ui", "shop", &b(&[("ui-1", 100)]), 80);
+        assert_eq!(AppMesh.status(&vr), RouteStatus::Pending);
+        vr["status"] = json!({"observedGeneration": 3,
+            "conditions": [{"type": "VirtualRouterActive", "status": "True"}]});
+        let status = AppMesh.status(&vr);
+        assert!(status.confirms(3) && status.confirms(2) && !status.confirms(4));
+        vr["status"]["conditions"][0] = json!({"type": "VirtualRouterActive", "status": "False",
+            "reason": "VirtualNodeNotFound", "message": "ui-9 does not exist"});
+        assert_eq!(
+            AppMesh.status(&vr),
+            RouteStatus::Refused {
+                reason: "VirtualRouterActive=False: VirtualNodeNotFound: ui-9 does not exist"
+                    .into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_minimal_router_reads_back_its_targets() -> Result<()> {
+        let want = b(&[("ui-1", 60), ("ui-2", 40)]);
+        let vr = AppMesh.minimal_route("ui", "shop", &want, 80);
+        assert_eq!(AppMesh.read(&vr)?, vec![want]);
+        assert!(AppMesh.owns("appmesh.k8s.aws/v1beta2", "VirtualRouter"));
         Ok(())
     }
 }

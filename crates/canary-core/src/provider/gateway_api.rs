@@ -145,6 +145,10 @@ impl RouteProvider for GatewayApi {
         Ok(out)
     }
 
+    fn minimal_route(&self, name: &str, namespace: &str, targets: &[Target], port: u16) -> Value {
+        minimal_http_route(name, namespace, targets, port)
+    }
+
     /// Every parent (Gateway, or Lattice service network) in `status.parents` must have
     /// `Accepted` and `ResolvedRefs` true; the route is confirmed at the lowest
     /// `observedGeneration` among those conditions. A false condition is a refusal.
@@ -180,6 +184,22 @@ impl RouteProvider for GatewayApi {
             None => RouteStatus::Pending,
         }
     }
+}
+
+/// An HTTPRoute under a Gateway named `gateway` whose one rule sends traffic to `targets`.
+fn minimal_http_route(name: &str, namespace: &str, targets: &[Target], port: u16) -> Value {
+    let refs: Vec<Value> = targets
+        .iter()
+        .map(|t| json!({"name": t.name, "port": port, "weight": t.weight}))
+        .collect();
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "gateway"}],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": refs}]
+        }
+    })
 }
 
 /// The backendRef for `b` in a rule whose refs were `old`.
@@ -392,5 +412,39 @@ mod tests {
             matches!(&got, Err(ShapeError { message, .. }) if message.contains("ui-1")),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn every_parent_must_accept_and_resolve_the_generation() {
+        let mut hr = GatewayApi.minimal_route("ui", "shop", &b(&[("ui-1", 100)]), 80);
+        assert_eq!(GatewayApi.status(&hr), RouteStatus::Pending);
+        let parent = |generation: i64| {
+            json!({"parentRef": {"name": "gateway"}, "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": generation},
+                {"type": "ResolvedRefs", "status": "True", "reason": "ResolvedRefs", "observedGeneration": generation}]})
+        };
+        hr["status"] = json!({"parents": [parent(5), parent(4)]});
+        let status = GatewayApi.status(&hr);
+        assert!(status.confirms(4) && !status.confirms(5), "{status:?}");
+        hr["status"]["parents"][1]["conditions"][1] = json!({"type": "ResolvedRefs", "status": "False",
+            "reason": "BackendNotFound", "message": "Service shop/ui-2 not found"});
+        assert_eq!(
+            GatewayApi.status(&hr),
+            RouteStatus::Refused {
+                reason: "ResolvedRefs=False: BackendNotFound: Service shop/ui-2 not found".into()
+            }
+        );
+        hr["status"]["parents"][1]["conditions"] = json!([]);
+        assert_eq!(GatewayApi.status(&hr), RouteStatus::Pending);
+    }
+
+    #[test]
+    fn a_minimal_route_reads_back_its_targets() -> Result<()> {
+        let want = b(&[("ui-1", 60), ("ui-2", 40)]);
+        let hr = GatewayApi.minimal_route("ui", "shop", &want, 8080);
+        assert_eq!(GatewayApi.read(&hr)?, vec![want]);
+        assert!(GatewayApi.owns("gateway.networking.k8s.io/v1", "GRPCRoute"));
+        assert!(!GatewayApi.owns("appmesh.k8s.aws/v1beta2", "VirtualRouter"));
+        Ok(())
     }
 }

@@ -247,6 +247,11 @@ pub trait RouteProvider: Sync + 'static {
 
     /// What the controller says of `route` (its `status`).
     fn status(&self, route: &Value) -> RouteStatus;
+
+    /// A minimal route object of this provider, `name` in `namespace`, whose one route
+    /// (or rule) sends traffic to `targets` (on `port`, for a provider that needs one):
+    /// for fixtures, the simulator and tests.
+    fn minimal_route(&self, name: &str, namespace: &str, targets: &[Target], port: u16) -> Value;
 }
 
 /// A registered traffic provider: a copyable handle that derefs to its

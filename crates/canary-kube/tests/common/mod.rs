@@ -9,6 +9,9 @@ use std::time::Duration;
 use canary_core::clock::{Clock, ManualClock};
 use canary_core::execution::RouteRef;
 use canary_core::labels;
+use canary_core::provider::TrafficProvider;
+use canary_core::provider::appmesh::APP_MESH;
+use canary_core::provider::gateway_api::GATEWAY_API;
 use canary_kube::{Cluster, RequestPolicy, Target};
 use canary_sim::{RequestRecord, SimCluster, SimConfig, SimServer};
 use serde_json::{Value, json};
@@ -209,50 +212,45 @@ impl Fixture {
     }
 
     fn route_object(&self, weights: &[(u32, u8)]) -> Value {
+        let targets = self.backends(weights);
+        let meta = self.meta(&self.service, None);
         match &self.flavor {
             Flavor::AppMesh(kinds) => {
-                let targets: Vec<Value> = weights
-                    .iter()
-                    .map(|(v, w)| json!({"virtualNodeRef": {"name": self.name(*v)}, "weight": w}))
-                    .collect();
+                // Routes of every asked kind with their own fields; the provider fills in
+                // the targets.
                 let routes: Vec<Value> = kinds
                     .iter()
                     .enumerate()
                     .map(|(i, kind)| {
-                        let mut spec = json!({"action": {"weightedTargets": targets}});
-                        match *kind {
-                            "httpRoute" | "http2Route" => {
-                                spec["match"] = json!({"prefix": "/"});
-                                spec["retryPolicy"] = json!({"maxRetries": 2,
-                                    "perRetryTimeout": {"unit": "ms", "value": 2000}, "httpRetryEvents": ["server-error"]});
-                            }
-                            "grpcRoute" => spec["match"] = json!({"serviceName": "demo.Greeter"}),
-                            _ => spec["timeout"] = json!({"idle": {"unit": "s", "value": 30}}),
-                        }
+                        let spec = match *kind {
+                            "httpRoute" | "http2Route" => json!({"match": {"prefix": "/"},
+                                "retryPolicy": {"maxRetries": 2,
+                                    "perRetryTimeout": {"unit": "ms", "value": 2000}, "httpRetryEvents": ["server-error"]}}),
+                            "grpcRoute" => json!({"match": {"serviceName": "demo.Greeter"}}),
+                            _ => json!({"timeout": {"idle": {"unit": "s", "value": 30}}}),
+                        };
                         let mut r = json!({"name": format!("route-{i}-{kind}"), "priority": i + 1});
                         r[*kind] = spec;
                         r
                     })
                     .collect();
-                json!({
-                    "apiVersion": "appmesh.k8s.aws/v1beta2", "kind": "VirtualRouter",
-                    "metadata": self.meta(&self.service, None),
-                    "spec": {"awsName": format!("{}-virtual-router", self.service),
-                             "listeners": [{"portMapping": {"port": self.port, "protocol": "http"}}],
-                             "routes": routes}
-                })
+                let mut router =
+                    APP_MESH.minimal_route(&self.service, &self.namespace, &[], self.port);
+                router["metadata"] = meta;
+                router["spec"]["awsName"] = json!(format!("{}-virtual-router", self.service));
+                router["spec"]["routes"] = json!(routes);
+                APP_MESH
+                    .rewrite(&router, &targets, &Default::default())
+                    .expect("the App Mesh provider fills the fixture's routes")
             }
             Flavor::Gateway(kind) => {
-                let refs: Vec<Value> = weights
-                    .iter()
-                    .map(|(v, w)| json!({"name": self.name(*v), "port": self.port, "weight": w}))
-                    .collect();
-                json!({
-                    "apiVersion": "gateway.networking.k8s.io/v1", "kind": kind,
-                    "metadata": self.meta(&self.service, None),
-                    "spec": {"parentRefs": [{"name": "lattice-gateway", "sectionName": "http"}],
-                             "rules": [{"backendRefs": refs}]}
-                })
+                let mut route =
+                    GATEWAY_API.minimal_route(&self.service, &self.namespace, &targets, self.port);
+                route["kind"] = json!(kind);
+                route["metadata"] = meta;
+                route["spec"]["parentRefs"] =
+                    json!([{"name": "lattice-gateway", "sectionName": "http"}]);
+                route
             }
         }
     }
@@ -304,47 +302,17 @@ impl Fixture {
         ) else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        match &self.flavor {
-            Flavor::AppMesh(_) => {
-                for r in obj["spec"]["routes"].as_array().into_iter().flatten() {
-                    for kind in ["httpRoute", "http2Route", "grpcRoute", "tcpRoute"] {
-                        if let Some(list) = r[kind]["action"]["weightedTargets"].as_array() {
-                            out.push(
-                                list.iter()
-                                    .map(|t| {
-                                        (
-                                            t["virtualNodeRef"]["name"]
-                                                .as_str()
-                                                .unwrap_or_default()
-                                                .to_owned(),
-                                            t["weight"].as_u64().unwrap_or(999),
-                                        )
-                                    })
-                                    .collect(),
-                            );
-                        }
-                    }
-                }
-            }
-            Flavor::Gateway(_) => {
-                for rule in obj["spec"]["rules"].as_array().into_iter().flatten() {
-                    if let Some(list) = rule["backendRefs"].as_array() {
-                        out.push(
-                            list.iter()
-                                .map(|t| {
-                                    (
-                                        t["name"].as_str().unwrap_or_default().to_owned(),
-                                        t["weight"].as_u64().unwrap_or(999),
-                                    )
-                                })
-                                .collect(),
-                        );
-                    }
-                }
-            }
-        }
-        out
+        let provider = TrafficProvider::of_object(&obj).expect("the route object has a provider");
+        provider
+            .read(&obj)
+            .expect("the stored route can be read")
+            .into_iter()
+            .map(|list| {
+                list.into_iter()
+                    .map(|t| (t.name, u64::from(t.weight)))
+                    .collect()
+            })
+            .collect()
     }
 
     /// The number of target lists the route has.
