@@ -77,8 +77,13 @@ struct Case {
 
 #[test]
 fn the_presigned_url_matches_botocore_parameter_for_parameter() {
-    if !botocore_available() {
-        eprintln!("SKIPPED: python3 with botocore is not installed (pip install botocore)");
+    let found = canary_testkit::require_peer(
+        "botocore",
+        botocore_available(),
+        canary_testkit::install::BOTOCORE,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    if !found {
         return;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/botocore_presign.py");

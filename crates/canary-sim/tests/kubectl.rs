@@ -1,5 +1,6 @@
-//! The real kubectl (/usr/bin/kubectl) against the simulated cluster: apply a rendered
-//! seed template, get, and delete, as a user would run them.
+//! The real kubectl (the one on PATH) against the simulated cluster: apply a rendered
+//! seed template, get, and delete, as a user would run them. A missing kubectl fails the
+//! test with how to install it (canary_testkit::require_program).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,8 +12,11 @@ use std::time::Duration;
 
 use canary_sim::kubeconfig_yaml;
 
-const KUBECTL: &str = "/usr/bin/kubectl";
-const SEED: &str = "/work/shared/seed/yelb/yelb-appserver/kubernetes_template.yml";
+const KUBECTL: &str = "kubectl";
+const SEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/yelb/yelb-appserver/kubernetes_template.yml"
+);
 
 fn render_seed(image: &str, routes: &str) -> String {
     let template = std::fs::read_to_string(SEED).expect("the seed template is readable");
@@ -50,8 +54,9 @@ fn text(out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_applies_gets_and_deletes_a_rendered_seed_template() {
-    if !Path::new(KUBECTL).exists() {
-        eprintln!("skipped: {KUBECTL} is not installed");
+    let kubectl_found = canary_testkit::require_program(KUBECTL, canary_testkit::install::KUBECTL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    if kubectl_found.is_none() {
         return;
     }
     let (sim, server, clock) = common::start_manual(Duration::from_secs(2)).await;
