@@ -1,7 +1,8 @@
-//! Patch formats: JSON merge patch (RFC 7386), JSON patch (RFC 6902), a simplified
-//! strategic merge patch (lists of named items merged by key, `$patch`,
-//! `$setElementOrder`, `$retainKeys`, `$deleteFromPrimitiveList` directives), and the
-//! field bookkeeping behind server-side apply (leaf field paths per manager).
+//! Patch formats: JSON merge patch (RFC 7386) and JSON patch (RFC 6902) through the
+//! `json-patch` crate, a simplified strategic merge patch (lists of named items merged
+//! by key, `$patch`, `$setElementOrder`, `$retainKeys`, `$deleteFromPrimitiveList`
+//! directives; the crate has none), and the field bookkeeping behind server-side apply
+//! (leaf field paths per manager).
 
 use serde_json::{Map, Value};
 
@@ -48,196 +49,24 @@ pub(crate) fn apply_patch(
     Ok(())
 }
 
-/// Applies an RFC 7386 merge patch to `target`.
+/// Applies an RFC 7386 merge patch to `target` (the `json-patch` crate's `merge`).
 pub fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = Value::Object(Map::new());
-            }
-            if let Value::Object(t) = target {
-                for (k, v) in p {
-                    if v.is_null() {
-                        t.remove(k);
-                    } else {
-                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
+    json_patch::merge(target, patch);
 }
 
-/// Decodes a JSON pointer token (`~1` is `/`, `~0` is `~`).
-fn unescape(token: &str) -> String {
-    token.replace("~1", "/").replace("~0", "~")
-}
-
-fn split_pointer(path: &str) -> Result<Vec<String>, ApiError> {
-    if path.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rest = path.strip_prefix('/').ok_or_else(|| {
-        ApiError::invalid(format!("invalid JSON pointer `{path}`: must start with /"))
-    })?;
-    Ok(rest.split('/').map(unescape).collect())
-}
-
-fn array_index(token: &str, len: usize, allow_end: bool, path: &str) -> Result<usize, ApiError> {
-    if allow_end && token == "-" {
-        return Ok(len);
-    }
-    let i: usize = token
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("invalid array index `{token}` in `{path}`")))?;
-    let limit = if allow_end {
-        len
-    } else {
-        len.saturating_sub(1)
-    };
-    if i > limit || (!allow_end && len == 0) {
-        return Err(ApiError::invalid(format!(
-            "array index {i} out of bounds in `{path}`"
-        )));
-    }
-    Ok(i)
-}
-
-fn parent_mut<'a>(
-    doc: &'a mut Value,
-    tokens: &[String],
-    path: &str,
-) -> Result<&'a mut Value, ApiError> {
-    let mut cur = doc;
-    for t in tokens {
-        cur = match cur {
-            Value::Object(m) => m
-                .get_mut(t)
-                .ok_or_else(|| ApiError::invalid(format!("path `{path}` does not exist")))?,
-            Value::Array(a) => {
-                let len = a.len();
-                let i = array_index(t, len, false, path)?;
-                a.get_mut(i)
-                    .ok_or_else(|| ApiError::invalid(format!("path `{path}` does not exist")))?
-            }
-            _ => return Err(ApiError::invalid(format!("path `{path}` does not exist"))),
-        };
-    }
-    Ok(cur)
-}
-
-fn get_at(doc: &Value, path: &str) -> Result<Value, ApiError> {
-    let tokens = split_pointer(path)?;
-    let mut cur = doc;
-    for t in &tokens {
-        cur = match cur {
-            Value::Object(m) => m.get(t),
-            Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get(i)),
-            _ => None,
-        }
-        .ok_or_else(|| ApiError::invalid(format!("path `{path}` does not exist")))?;
-    }
-    Ok(cur.clone())
-}
-
-fn add_at(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
-    let tokens = split_pointer(path)?;
-    let Some((last, parents)) = tokens.split_last() else {
-        *doc = value;
-        return Ok(());
-    };
-    match parent_mut(doc, parents, path)? {
-        Value::Object(m) => {
-            m.insert(last.clone(), value);
-        }
-        Value::Array(a) => {
-            let i = array_index(last, a.len(), true, path)?;
-            a.insert(i, value);
-        }
-        _ => {
-            return Err(ApiError::invalid(format!(
-                "cannot add at `{path}`: parent is not a container"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn remove_at(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
-    let tokens = split_pointer(path)?;
-    let Some((last, parents)) = tokens.split_last() else {
-        return Err(ApiError::invalid("cannot remove the whole document"));
-    };
-    match parent_mut(doc, parents, path)? {
-        Value::Object(m) => m
-            .remove(last)
-            .ok_or_else(|| ApiError::invalid(format!("path `{path}` does not exist"))),
-        Value::Array(a) => {
-            let i = array_index(last, a.len(), false, path)?;
-            Ok(a.remove(i))
-        }
-        _ => Err(ApiError::invalid(format!("path `{path}` does not exist"))),
-    }
-}
-
-/// Applies an RFC 6902 JSON patch. A malformed patch is a 400; an operation that
-/// cannot be applied (missing path, failed `test`) is a 422, as on a real API server.
+/// Applies an RFC 6902 JSON patch with the `json-patch` crate. A malformed patch is a
+/// 400; an operation that cannot be applied (missing path, failed `test`) is a 422, as
+/// on a real API server, and leaves `doc` unchanged.
 pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
-    let ops = patch
-        .as_array()
-        .ok_or_else(|| ApiError::bad_request("a JSON patch must be an array of operations"))?;
-    for op in ops {
-        let name = op.get("op").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::bad_request(format!("JSON patch operation without `op`: {op}"))
-        })?;
-        let path = op.get("path").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::bad_request(format!("JSON patch operation without `path`: {op}"))
-        })?;
-        let value = || {
-            op.get("value").cloned().ok_or_else(|| {
-                ApiError::bad_request(format!("JSON patch `{name}` without `value`: {op}"))
-            })
-        };
-        let from = || {
-            op.get("from").and_then(Value::as_str).ok_or_else(|| {
-                ApiError::bad_request(format!("JSON patch `{name}` without `from`: {op}"))
-            })
-        };
-        match name {
-            "add" => add_at(doc, path, value()?)?,
-            "remove" => {
-                remove_at(doc, path)?;
-            }
-            "replace" => {
-                remove_at(doc, path)?;
-                add_at(doc, path, value()?)?;
-            }
-            "move" => {
-                let v = remove_at(doc, from()?)?;
-                add_at(doc, path, v)?;
-            }
-            "copy" => {
-                let v = get_at(doc, from()?)?;
-                add_at(doc, path, v)?;
-            }
-            "test" => {
-                let expected = value()?;
-                let actual = get_at(doc, path)?;
-                if actual != expected {
-                    return Err(ApiError::invalid(format!(
-                        "testing value {path} failed: expected {expected}, found {actual}"
-                    )));
-                }
-            }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown JSON patch operation `{other}`"
-                )));
-            }
-        }
+    if !patch.is_array() {
+        return Err(ApiError::bad_request(
+            "a JSON patch must be an array of operations",
+        ));
     }
-    Ok(())
+    let operations: json_patch::Patch = serde_json::from_value(patch.clone())
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON patch {patch}: {e}")))?;
+    json_patch::patch(doc, &operations)
+        .map_err(|e| ApiError::invalid(format!("the JSON patch cannot be applied: {e}")))
 }
 
 /// Keys by which lists of objects are merged in a strategic merge patch, in the order
