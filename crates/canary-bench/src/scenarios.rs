@@ -1,6 +1,6 @@
 //! The virtual-clock benchmarks: the real state machine definition and the real handlers
 //! on the simulated cluster (served over HTTP, reached through the real kube client),
-//! built on the demo's environment (`canary_cli::demo::DemoEnv`).
+//! built on the demo's harness (`canary_cli::harness::DemoEnv`).
 //!
 //! - [`calibrate`]: one healthy yelb-appserver canary deployment (v2 beside v1): its
 //!   state transitions, each task's API requests to the cluster, the shift times.
@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use canary_cli::demo::{self, DemoEnv, NAMESPACE, SERVICE};
+use canary_cli::harness::fixtures::{self, NAMESPACE, SERVICE};
+use canary_cli::harness::{DemoEnv, HarnessError};
 use canary_cli::local::{Function, LocalInvoker};
 use canary_core::clock::{Clock, ManualClock};
 use canary_sfn::{NoopObserver, TaskError, TaskInvoker};
@@ -53,7 +54,7 @@ impl CheckConfig {
     /// The execution input for `image`: the demo's document (the seed's deploy.json plus
     /// `container_image` and `config_file`) with these settings instead of the demo's.
     pub fn document(&self, image: &str) -> Value {
-        let mut doc = demo::deploy_document(image);
+        let mut doc = fixtures::deploy_document(image);
         if let Some(map) = doc.as_object_mut() {
             map.remove("check_interval");
             if let Some(i) = self.check_interval {
@@ -72,7 +73,7 @@ impl CheckConfig {
 pub enum ScenarioError {
     /// The demo environment did not start.
     #[error("the simulated environment did not start: {0}")]
-    Env(#[from] demo::DemoError),
+    Env(#[from] HarnessError),
     /// A deployment that had to succeed did not.
     #[error("{what} did not succeed: {status}")]
     Deployment {
@@ -203,7 +204,7 @@ async fn env_with_stable(delay_secs: i64) -> Result<DemoEnv, ScenarioError> {
         .executor
         .run_named(
             "bench-v1",
-            CheckConfig::new("default", None, None).document(&demo::image(1)),
+            CheckConfig::new("default", None, None).document(&fixtures::image(1)),
             &invoker,
             &env.clock,
             &mut NoopObserver,
@@ -278,7 +279,7 @@ pub async fn calibrate(
         .executor
         .run_named(
             "bench-v2",
-            config.document(&demo::image(2)),
+            config.document(&fixtures::image(2)),
             &invoker,
             &env.clock,
             &mut NoopObserver,
@@ -353,7 +354,7 @@ pub async fn reaction(
     let env = env_with_stable(delay_secs).await?;
     let routes_before = env.sim.weight_history(NAMESPACE).len();
     let onset_millis = first_shift_millis + onset_secs * 1000;
-    let image = demo::image(2);
+    let image = fixtures::image(2);
     let clock = OnsetClock::new(env.clock.clone(), env.sim.clone(), &image, onset_millis);
     let invoker = env.invoker();
     let _run = env

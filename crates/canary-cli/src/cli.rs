@@ -1,8 +1,12 @@
-//! Command-line arguments.
+//! The command line's arguments (clap types); each command's own arguments live in
+//! the module that runs it.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+use crate::deploy_json::{Format, Inputs};
+use crate::{cluster_sim, demo, health, lambda_proxy, records, run, stepfunctions};
 
 /// Canary deployments for microservices on Amazon EKS.
 #[derive(Debug, Parser)]
@@ -17,13 +21,13 @@ pub enum Command {
     /// Start here: the real state machine and handlers against a simulated cluster with
     /// simulated traffic, on a virtual clock (a first deployment, a healthy canary
     /// promoted, a faulty one rolled back, one that never becomes ready), in seconds.
-    Demo(canary_cli::demo::DemoArgs),
+    Demo(demo::DemoArgs),
     /// Run one real deployment from this terminal (the state machine locally, the
     /// handlers in-process) against a cluster and CloudWatch; Ctrl-C rolls back.
-    Run(canary_cli::run::RunArgs),
+    Run(run::RunArgs),
     /// Serve the simulated cluster on loopback until Ctrl-C and write its kubeconfig
     /// (for kubectl and `canary run --kubeconfig`).
-    ClusterSim(canary_cli::demo::ClusterSimArgs),
+    ClusterSim(cluster_sim::ClusterSimArgs),
     /// Check a deploy.json (and its template) without touching anything.
     Validate {
         /// The deploy.json to check.
@@ -71,38 +75,21 @@ pub enum Command {
     /// (testing) Answer Lambda Invoke calls with the handlers in-process and forward
     /// everything else, so that moto's Step Functions engine runs the real definition.
     #[command(hide = true)]
-    LambdaProxy(canary_cli::lambda_proxy::ProxyArgs),
+    LambdaProxy(lambda_proxy::ProxyArgs),
     /// A service's deployments, newest first (from the records in S3).
-    History(crate::ops::HistoryArgs),
+    History(records::HistoryArgs),
     /// What runs now for a service: version, weight, last verdict, stable version, lock.
-    Status(crate::ops::StatusArgs),
+    Status(records::StatusArgs),
     /// Break a service's stale lock on purpose (asks first unless --yes).
-    Unlock(crate::ops::UnlockArgs),
+    Unlock(records::UnlockArgs),
     /// Ask the running deployment to roll back at its next step (it ends failed,
     /// "aborted by <who>: <reason>"; never a bare StopExecution).
-    Abort(crate::ops::AbortArgs),
+    Abort(records::AbortArgs),
     /// Run one health check now and print the verdict with its numbers
     /// (exit 0 healthy, 1 unhealthy, 3 hold, 2 bad input).
-    CheckHealth(crate::ops::CheckHealthArgs),
+    CheckHealth(health::CheckHealthArgs),
     /// Start the state machine in AWS with a deploy.json as its input.
-    Start(crate::sfn::StartArgs),
+    Start(stepfunctions::StartArgs),
     /// Follow a Step Functions execution until it ends (exit 0 succeeded, 1 otherwise).
-    Watch(crate::sfn::WatchArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Yaml,
-    Json,
-}
-
-/// What a person adds to a deploy.json that the pipeline's build step has not prepared.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Inputs {
-    /// The Kubernetes template as a plain file, instead of `config_file`.
-    #[arg(long)]
-    pub template: Option<PathBuf>,
-    /// The image, instead of `container_image`.
-    #[arg(long)]
-    pub image: Option<String>,
+    Watch(stepfunctions::WatchArgs),
 }

@@ -1,36 +1,24 @@
-//! The subcommands. Each reads its inputs, calls the core, and prints for a person
-//! (or, with `-o json`, for a script).
+//! Dispatch: each subcommand handed to the module that runs it, and its outcome turned
+//! into an exit code. Nothing else happens here.
 
-use std::fs;
-use std::path::Path;
 use std::process::ExitCode;
 
-use base64::Engine as _;
-use canary_core::render::{self, RenderParams};
-use canary_core::schedule;
-use canary_core::spec::ParseOptions;
-use canary_core::{DeploySpec, Scope};
-use serde_json::Value;
-
-use crate::cli::{Cli, Command, Format, Inputs};
+use crate::cli::{Cli, Command};
 use crate::error::CliError;
+use crate::{cluster_sim, demo, deploy_json, health, lambda_proxy, records, run, stepfunctions};
 
 /// Runs one subcommand.
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
-        Command::Demo(args) => Ok(canary_cli::demo::command(&args).await),
-        Command::Run(args) => canary_cli::run::command(&args).await.map_err(|e| match e {
-            canary_cli::run::RunError::Input(m) => CliError::Usage(m),
-            canary_cli::run::RunError::Setup(m) => CliError::Failed(m),
-        }),
-        Command::ClusterSim(args) => canary_cli::demo::serve_cluster_sim(&args)
+        Command::Demo(args) => Ok(demo::command(&args).await),
+        Command::Run(args) => run::command(&args).await,
+        Command::ClusterSim(args) => cluster_sim::serve_cluster_sim(&args)
             .await
-            .map(|()| ExitCode::SUCCESS)
-            .map_err(CliError::Failed),
+            .map(|()| ExitCode::SUCCESS),
         Command::Validate {
             deploy_json,
             inputs,
-        } => validate(&deploy_json, &inputs),
+        } => deploy_json::validate(&deploy_json, &inputs),
         Command::Render {
             deploy_json,
             inputs,
@@ -38,239 +26,30 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             stable_version,
             weight,
             output,
-        } => {
-            let spec = load(&deploy_json, &inputs, false)?;
-            let weight = weight.unwrap_or(if stable_version.is_some() { 0 } else { 100 });
-            let rendered = render::render(
-                &spec,
-                &RenderParams {
-                    version,
-                    stable_version,
-                    canary_weight: weight,
-                },
-            )?;
-            match output {
-                Format::Yaml => print!("{}", rendered.to_yaml()),
-                Format::Json => println!("{}", pretty(&rendered.to_json())),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => deploy_json::render_command(
+            &deploy_json,
+            &inputs,
+            version,
+            stable_version,
+            weight,
+            output,
+        ),
         Command::Plan {
             deploy_json,
             inputs,
-        } => {
-            let spec = load(&deploy_json, &inputs, true)?;
-            if !spec.template.is_empty() {
-                check_template(&spec)?;
-            }
-            print!("{}", plan_table(&spec));
-            Ok(ExitCode::SUCCESS)
-        }
+        } => deploy_json::plan_command(&deploy_json, &inputs),
         Command::Prepare {
             spec_dir,
             image,
             output,
-        } => {
-            let doc = prepare(&spec_dir, &image)?;
-            let text = format!("{}\n", pretty(&doc));
-            match output {
-                Some(path) => fs::write(&path, text).map_err(CliError::io(&path))?,
-                None => print!("{text}"),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::LambdaProxy(args) => Ok(canary_cli::lambda_proxy::main(args).await),
-        Command::History(args) => crate::ops::history(&args).await,
-        Command::Status(args) => crate::ops::status(&args).await,
-        Command::Unlock(args) => crate::ops::unlock(&args).await,
-        Command::Abort(args) => crate::ops::abort(&args).await,
-        Command::CheckHealth(args) => crate::ops::check_health(&args).await,
-        Command::Start(args) => crate::sfn::start(&args).await,
-        Command::Watch(args) => crate::sfn::watch(&args).await,
+        } => deploy_json::prepare_command(&spec_dir, &image, output.as_deref()),
+        Command::LambdaProxy(args) => Ok(lambda_proxy::main(args).await),
+        Command::History(args) => records::history(&args).await,
+        Command::Status(args) => records::status(&args).await,
+        Command::Unlock(args) => records::unlock(&args).await,
+        Command::Abort(args) => records::abort(&args).await,
+        Command::CheckHealth(args) => health::check_health(&args).await,
+        Command::Start(args) => stepfunctions::start(&args).await,
+        Command::Watch(args) => stepfunctions::watch(&args).await,
     }
-}
-
-/// Reads and validates deploy.json, with the template and image from the command line
-/// if given. `artifacts_optional` accepts a deploy.json without image and template.
-pub fn load(
-    path: &Path,
-    inputs: &Inputs,
-    artifacts_optional: bool,
-) -> Result<DeploySpec, CliError> {
-    let text = fs::read_to_string(path).map_err(CliError::io(path))?;
-    let template = inputs
-        .template
-        .as_ref()
-        .map(|t| fs::read_to_string(t).map_err(CliError::io(t)))
-        .transpose()?;
-    let options = ParseOptions {
-        template: template.as_deref(),
-        image: inputs.image.as_deref(),
-        artifacts_optional,
-    };
-    Ok(DeploySpec::parse_str(&text, &options)?)
-}
-
-/// Renders a first deployment and a canary, so that template errors show up now.
-fn check_template(spec: &DeploySpec) -> Result<canary_core::Rendered, CliError> {
-    render::render(
-        spec,
-        &RenderParams {
-            version: 1,
-            stable_version: None,
-            canary_weight: 100,
-        },
-    )?;
-    let first_weight = schedule::schedule(spec, false)
-        .first()
-        .copied()
-        .unwrap_or(100);
-    Ok(render::render(
-        spec,
-        &RenderParams {
-            version: 2,
-            stable_version: Some(1),
-            canary_weight: first_weight,
-        },
-    )?)
-}
-
-fn validate(path: &Path, inputs: &Inputs) -> Result<ExitCode, CliError> {
-    let spec = load(path, inputs, false)?;
-    let rendered = check_template(&spec)?;
-    let steps = schedule::schedule(&spec, false);
-    let per_version = rendered
-        .objects
-        .iter()
-        .filter(|o| o.scope == Scope::Version)
-        .count();
-    println!(
-        "ok: {} in namespace {} on cluster {}: {} via {} {}, {} objects ({} per version), {} step{} every {} s, image {}",
-        spec.microservice_name,
-        spec.kubernetes_namespace,
-        spec.cluster_name,
-        rendered.provider,
-        rendered.route.kind,
-        rendered.route.name,
-        rendered.objects.len(),
-        per_version,
-        steps.len(),
-        if steps.len() == 1 { "" } else { "s" },
-        spec.wait_time,
-        spec.container_image,
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The plan as a table, for a person.
-pub fn plan_table(spec: &DeploySpec) -> String {
-    let plan = schedule::plan(spec);
-    let mut out = format!(
-        "Plan for {} ({} in {}): a canary beside the stable version\n\n  step  weight  from     holds   checks\n",
-        spec.microservice_name, spec.cluster_name, spec.kubernetes_namespace
-    );
-    for (i, s) in plan.steps.iter().enumerate() {
-        out.push_str(&format!(
-            "  {:>4}  {:>5}%  {:>7}  {:>6}  {:>6}\n",
-            i + 1,
-            s.weight,
-            clock(s.at_secs),
-            clock(s.hold_secs),
-            s.checks
-        ));
-    }
-    out.push_str(&format!(
-        "\n  times are from the moment the new version is ready (readiness may take up to {})\n",
-        clock(spec.ready_timeout)
-    ));
-    out.push_str(&format!(
-        "  full traffic on the canary after  {}\n",
-        clock(plan.time_to_full_secs)
-    ));
-    out.push_str(&format!(
-        "  promoted (old version removed) at  {}\n",
-        clock(plan.total_secs)
-    ));
-    out.push_str(&format!(
-        "  health checked every {} s over the last {} s; a failure is rolled back within {} at worst\n",
-        plan.check_interval_secs,
-        spec.failure_threshold_time,
-        clock(plan.worst_unnoticed_secs)
-    ));
-    out.push_str(&format!(
-        "  (the original design: within {} at worst, and never once at 100%)\n",
-        clock(plan.original_worst_unnoticed_secs)
-    ));
-    out.push_str("  a first deployment has no canary phase: it goes straight to 100% once ready\n");
-    out
-}
-
-/// `m:ss` or `h:mm:ss`.
-fn clock(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
-    }
-}
-
-/// deploy.json with `container_image` and `config_file` added, validated.
-pub fn prepare(spec_dir: &Path, image: &str) -> Result<Value, CliError> {
-    let deploy_path = spec_dir.join("deploy.json");
-    let template_path = spec_dir.join("kubernetes_template.yml");
-    let text = fs::read_to_string(&deploy_path).map_err(CliError::io(&deploy_path))?;
-    let template = fs::read_to_string(&template_path).map_err(CliError::io(&template_path))?;
-    with_artifacts(&deploy_path, &text, Some(image), Some(&template))
-}
-
-/// The state machine input a pipeline would send for this deploy.json: `--image` and
-/// `--template` embedded as `container_image` and `config_file` when given, validated.
-pub fn pipeline_input(deploy_path: &Path, inputs: &Inputs) -> Result<Value, CliError> {
-    let text = fs::read_to_string(deploy_path).map_err(CliError::io(deploy_path))?;
-    let template = inputs
-        .template
-        .as_ref()
-        .map(|t| fs::read_to_string(t).map_err(CliError::io(t)))
-        .transpose()?;
-    with_artifacts(
-        deploy_path,
-        &text,
-        inputs.image.as_deref(),
-        template.as_deref(),
-    )
-}
-
-/// deploy.json with the image and the template (base64) added when given, then
-/// validated as a complete pipeline input.
-fn with_artifacts(
-    deploy_path: &Path,
-    text: &str,
-    image: Option<&str>,
-    template: Option<&str>,
-) -> Result<Value, CliError> {
-    let mut doc: Value = serde_json::from_str(text)
-        .map_err(|e| CliError::Usage(format!("{}: not valid JSON: {e}", deploy_path.display())))?;
-    let Some(map) = doc.as_object_mut() else {
-        return Err(CliError::Usage(format!(
-            "{}: must be a JSON object",
-            deploy_path.display()
-        )));
-    };
-    if let Some(image) = image {
-        map.insert("container_image".into(), Value::String(image.to_owned()));
-    }
-    if let Some(template) = template {
-        map.insert(
-            "config_file".into(),
-            Value::String(base64::engine::general_purpose::STANDARD.encode(template.as_bytes())),
-        );
-    }
-    let spec = DeploySpec::parse(&doc, None)?;
-    check_template(&spec)?;
-    Ok(doc)
-}
-
-fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }

@@ -21,7 +21,9 @@ use canary_core::execution::OutcomeStatus;
 use canary_sfn::{NoopObserver, Status};
 use serde::Serialize;
 
-use crate::demo::{self, Check, DemoEnv};
+use crate::format::outcome_word;
+use crate::harness::fixtures::{FAULTY_ERROR_RATE, SERVICE, image};
+use crate::harness::{Check, DemoEnv};
 use crate::local::{Fault, FaultKind, FaultyInvoker, Function};
 
 /// A task state of the definition and the call of its function that it makes.
@@ -154,12 +156,11 @@ pub async fn run_cell(task: TaskState, column: FaultColumn) -> Cell {
         Err(e) => return failed_cell(task.state, column.name(), e.to_string()),
     };
     if let Err(e) = env.deploy_versions(&[1]).await {
-        return failed_cell(task.state, column.name(), e);
+        return failed_cell(task.state, column.name(), e.to_string());
     }
     let rollback_cell = task.function == Function::Rollback;
     if rollback_cell {
-        env.sim
-            .set_error_rate(&demo::image(2), demo::FAULTY_ERROR_RATE);
+        env.sim.set_error_rate(&image(2), FAULTY_ERROR_RATE);
     }
     let kind = match column {
         FaultColumn::Error => FaultKind::Error(canary_core::errors::KUBE_ERROR.into()),
@@ -180,9 +181,7 @@ pub async fn run_cell(task: TaskState, column: FaultColumn) -> Cell {
             kind,
         }],
     );
-    let run = env
-        .deploy(&demo::image(2), &invoker, &mut NoopObserver)
-        .await;
+    let run = env.deploy(&image(2), &invoker, &mut NoopObserver).await;
     let execution = match &run.status {
         Status::Succeeded => "succeeded".to_owned(),
         Status::Failed { error, .. } => error.clone(),
@@ -226,7 +225,7 @@ pub async fn run_cell(task: TaskState, column: FaultColumn) -> Cell {
         fault: column.name().to_owned(),
         execution,
         serving,
-        outcome: outcome.map_or("untouched", demo::outcome_word).to_owned(),
+        outcome: outcome.map_or("untouched", outcome_word).to_owned(),
         checks,
         passed,
     }
@@ -262,11 +261,11 @@ pub async fn cleanup_half_done() -> Cell {
         Err(e) => return failed_cell(state, fault, e.to_string()),
     };
     if let Err(e) = env.deploy_versions(&[1]).await {
-        return failed_cell(state, fault, e);
+        return failed_cell(state, fault, e.to_string());
     }
     // Cleanup makes 5 attempts of 3 requests each; 20 refusals outlast them and the
     // first of Rollback's attempts.
-    let old_service = format!("/services/{}-1", demo::SERVICE);
+    let old_service = format!("/services/{}-1", SERVICE);
     env.sim.inject_fault(
         canary_sim::Fault::new(
             Some("DELETE"),
@@ -276,7 +275,7 @@ pub async fn cleanup_half_done() -> Cell {
         .and_following(19),
     );
     let run = env
-        .deploy(&demo::image(2), &env.invoker(), &mut NoopObserver)
+        .deploy(&image(2), &env.invoker(), &mut NoopObserver)
         .await;
     let execution = match &run.status {
         Status::Succeeded => "succeeded".to_owned(),
@@ -311,11 +310,11 @@ pub async fn lock_contention() -> Cell {
         Err(e) => return failed_cell(state, fault, e.to_string()),
     };
     if let Err(e) = env.deploy_versions(&[1]).await {
-        return failed_cell(state, fault, e);
+        return failed_cell(state, fault, e.to_string());
     }
     let (a, b) = (env.invoker(), env.invoker());
-    let image_a = demo::image(2);
-    let image_b = demo::image(3);
+    let image_a = image(2);
+    let image_b = image(3);
     let (mut obs_a, mut obs_b) = (NoopObserver, NoopObserver);
     let (run_a, run_b) = tokio::join!(
         env.deploy(&image_a, &a, &mut obs_a),

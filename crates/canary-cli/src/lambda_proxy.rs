@@ -314,7 +314,7 @@ async fn call(function: Function, services: &Services, input: Value) -> Result<V
             Ok(output)
         }
         Err(e) => {
-            tracing::warn!(function = function.name(), millis, error_type = e.error_type, message = %e.message, "invoked: function error");
+            tracing::warn!(function = function.name(), millis, error_type = %e.error_type, message = %e.message, "invoked: function error");
             Err(json!({ "errorType": e.error_type, "errorMessage": e.message }))
         }
     }

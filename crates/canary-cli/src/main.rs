@@ -3,13 +3,8 @@
 
 use std::process::ExitCode;
 
+use canary_cli::{cli, commands};
 use clap::Parser;
-
-mod cli;
-mod commands;
-mod error;
-mod ops;
-mod sfn;
 
 #[tokio::main]
 async fn main() -> ExitCode {

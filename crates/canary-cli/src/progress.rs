@@ -17,6 +17,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::format::mmss;
+
 /// One line of a deployment's timeline: what a task did, with the weight after it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
@@ -288,17 +290,6 @@ fn one_line(text: &str) -> String {
         format!("{cut}...")
     } else {
         line.to_owned()
-    }
-}
-
-/// `mm:ss` (or `h:mm:ss`) of a duration in milliseconds.
-pub fn mmss(millis: i64) -> String {
-    let secs = millis.max(0) / 1000;
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m:02}:{s:02}")
     }
 }
 

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use canary_core::provider::{Target, TrafficProvider};
 use serde_json::{Value, json};
 
 fn canary(args: &[&str]) -> Output {
@@ -162,9 +163,13 @@ fn render_prints_the_objects_with_the_weights_asked_as_json() {
         .iter()
         .find(|o| o["kind"] == "VirtualRouter")
         .unwrap();
+    let provider = TrafficProvider::of_object(router).expect("a VirtualRouter has a provider");
     assert_eq!(
-        router["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"],
-        json!([{"virtualNodeRef": {"name": "yelb-appserver-3"}, "weight": 60}, {"virtualNodeRef": {"name": "yelb-appserver-4"}, "weight": 40}])
+        provider.read(router).unwrap(),
+        vec![vec![
+            Target::new("yelb-appserver-3", 60),
+            Target::new("yelb-appserver-4", 40)
+        ]]
     );
     let o = canary(&["render", path.to_str().unwrap(), "--weight", "40"]);
     assert_eq!(

@@ -57,7 +57,8 @@ async fn a_faulty_canary_is_caught_at_its_first_step_and_rolled_back_with_the_nu
     assert!(verdict.errors > 0.0, "{verdict:?}");
     // Caught within one check interval of the first shift.
     assert!(
-        r.time_to_rollback_secs.unwrap() <= demo::CHECK_INTERVAL as i64 + 5,
+        r.time_to_rollback_secs.unwrap()
+            <= canary_cli::harness::fixtures::CHECK_INTERVAL as i64 + 5,
         "{r:?}"
     );
     println!("{}{}", demo::timeline_text(&r), demo::summary_text(&r));

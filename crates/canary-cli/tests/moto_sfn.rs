@@ -40,6 +40,7 @@ use base64::Engine as _;
 use canary_cli::local::{DEFINITION, Function, LocalInvoker, SimMetricsSource};
 use canary_core::DeploySpec;
 use canary_core::clock::{Clock, ManualClock, SystemClock};
+use canary_core::provider::TrafficProvider;
 use canary_kube::{Cluster, RequestPolicy};
 use canary_lambda::{FixedCluster, Services};
 use canary_metrics::cloudwatch::{CloudWatchMetrics, MetricDatum};
@@ -552,16 +553,10 @@ fn route(sim: &SimCluster) -> Vec<(String, u64)> {
             SERVICE,
         )
         .expect("the VirtualRouter exists");
-    router["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"]
-        .as_array()
-        .unwrap()
+    let provider = TrafficProvider::of_object(&router).expect("a VirtualRouter has a provider");
+    provider.read(&router).unwrap()[0]
         .iter()
-        .map(|t| {
-            (
-                t["virtualNodeRef"]["name"].as_str().unwrap().to_owned(),
-                t["weight"].as_u64().unwrap(),
-            )
-        })
+        .map(|t| (t.name.clone(), u64::from(t.weight)))
         .collect()
 }
 

@@ -110,7 +110,7 @@ impl SimProcess {
             .await
             .unwrap()
             .expect("the route exists");
-        canary_cli::demo::route_targets(&route)
+        canary_cli::harness::route_targets(&route)
     }
 
     async fn deployments(&self) -> Vec<String> {

@@ -1,6 +1,5 @@
-//! The real AWS Step Functions side of the `canary` command: `canary start` starts the
-//! shared state machine with a deploy.json as its input (what a pipeline's Deploy stage
-//! sends), and `canary watch` follows an execution until it ends.
+//! Following one Step Functions execution until it ends (`canary watch`, and
+//! `canary start --watch`).
 //!
 //! `watch` polls DescribeExecution and GetExecutionHistory. The history is read newest
 //! first (`reverseOrder`) and paging stops at the first event already seen, so each poll
@@ -18,123 +17,24 @@
 //! Exit codes: 0 the execution succeeded (promoted), 1 it failed, timed out or was
 //! aborted, 2 bad input (checked before any AWS call).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use aws_sdk_sfn::Client;
-use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use canary_core::Verdict;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use crate::cli::Inputs;
-use crate::commands;
+use super::sfn_error;
 use crate::error::CliError;
-use crate::ops::{self, duration, verdict_numbers};
+use crate::format::{duration, shorten, time_of_day, verdict_numbers};
 
-/// The longest execution name Step Functions accepts.
-const MAX_NAME: usize = 80;
 /// How much of a failed execution's cause is printed (the rollback reason is short; a
 /// States.Runtime cause can quote the whole document).
 const MAX_CAUSE: usize = 1000;
 /// How much of a task failure's cause is printed while watching.
 const MAX_EVENT_CAUSE: usize = 300;
-
-/// `canary start`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StartArgs {
-    /// The deploy.json to deploy (as `canary prepare` writes it, or with --template/--image).
-    pub deploy_json: PathBuf,
-    #[command(flatten)]
-    pub inputs: Inputs,
-    /// The state machine's ARN (the shared stack's output).
-    #[arg(long, env = "CANARY_STATE_MACHINE_ARN")]
-    pub state_machine: String,
-    /// The execution's name (default `<service>-<UTC time>`); unique per state machine.
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Follow the execution until it ends (as `canary watch`).
-    #[arg(long)]
-    pub watch: bool,
-    /// Seconds between two polls while watching.
-    #[arg(long, default_value_t = 5.0)]
-    pub interval: f64,
-}
-
-/// `canary watch`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct WatchArgs {
-    /// The execution's ARN (`canary start` prints it).
-    pub execution_arn: String,
-    /// Seconds between two polls.
-    #[arg(long, default_value_t = 5.0)]
-    pub interval: f64,
-}
-
-/// `canary start`: validates, then starts one execution.
-pub async fn start(args: &StartArgs) -> Result<ExitCode, CliError> {
-    let input = commands::pipeline_input(&args.deploy_json, &args.inputs)?;
-    check_arn(&args.state_machine, ":stateMachine:", "--state-machine")?;
-    let interval = poll_interval(args.interval)?;
-    let service = input
-        .get("microservice_name")
-        .and_then(Value::as_str)
-        .unwrap_or("canary");
-    let name = match &args.name {
-        Some(n) => {
-            check_name(n)?;
-            n.clone()
-        }
-        None => default_name(service, ops::now_secs()),
-    };
-    let body = serde_json::to_string(&input)
-        .map_err(|e| CliError::Usage(format!("deploy.json cannot be serialized: {e}")))?;
-    let client = client().await;
-    let out = client
-        .start_execution()
-        .state_machine_arn(&args.state_machine)
-        .name(&name)
-        .input(body)
-        .send()
-        .await
-        .map_err(|e| sfn_error("StartExecution", e))?;
-    let arn = out.execution_arn().to_owned();
-    println!("started {arn}");
-    println!(
-        "  {service} on {} / {}, image {}",
-        input
-            .get("cluster_name")
-            .and_then(Value::as_str)
-            .unwrap_or("?"),
-        input
-            .get("kubernetes_namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("?"),
-        input
-            .get("container_image")
-            .and_then(Value::as_str)
-            .unwrap_or("?"),
-    );
-    if !args.watch {
-        println!("  follow it with: canary watch {arn}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    follow(&client, &arn, interval).await
-}
-
-/// `canary watch`: follows an execution until it ends.
-pub async fn watch(args: &WatchArgs) -> Result<ExitCode, CliError> {
-    check_arn(&args.execution_arn, ":execution:", "execution ARN")?;
-    let interval = poll_interval(args.interval)?;
-    let client = client().await;
-    follow(&client, &args.execution_arn, interval).await
-}
-
-async fn client() -> Client {
-    Client::new(&ops::sdk_config().await)
-}
 
 /// How an execution ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,7 +46,13 @@ struct End {
     stopped_at: Option<i64>,
 }
 
-async fn follow(client: &Client, arn: &str, interval: Duration) -> Result<ExitCode, CliError> {
+/// Follows the execution `arn`, polling every `interval`, until it ends; exit 0 when it
+/// succeeded, 1 otherwise.
+pub(super) async fn follow(
+    client: &Client,
+    arn: &str,
+    interval: Duration,
+) -> Result<ExitCode, CliError> {
     let bar = progress_bar();
     let mut progress = Progress::default();
     let mut last_seen = 0_i64;
@@ -492,29 +398,6 @@ impl Progress {
     }
 }
 
-/// `15:04:05` (UTC): the events of one execution are minutes apart, not days.
-fn time_of_day(secs: i64) -> String {
-    let (h, m, s) = (
-        secs.rem_euclid(86_400) / 3600,
-        secs.rem_euclid(3600) / 60,
-        secs.rem_euclid(60),
-    );
-    format!("{h:02}:{m:02}:{s:02}")
-}
-
-/// `text`, cut at `max` characters with a note saying how much was left out.
-fn shorten(text: &str, max: usize) -> String {
-    let total = text.chars().count();
-    if total <= max {
-        return text.to_owned();
-    }
-    let head: String = text.chars().take(max).collect();
-    format!(
-        "{head}… ({} more characters; `aws stepfunctions describe-execution` has it all)",
-        total - max
-    )
-}
-
 fn parse(text: Option<&str>) -> Option<Value> {
     serde_json::from_str(text?).ok()
 }
@@ -539,78 +422,6 @@ fn say(bar: &ProgressBar, line: &str) {
         println!("{line}");
     } else {
         bar.println(line);
-    }
-}
-
-fn poll_interval(secs: f64) -> Result<Duration, CliError> {
-    if !(0.05..=300.0).contains(&secs) {
-        return Err(CliError::Usage(format!(
-            "invalid --interval `{secs}`: must be between 0.05 and 300 seconds"
-        )));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn check_arn(arn: &str, kind: &str, what: &str) -> Result<(), CliError> {
-    if arn.starts_with("arn:") && arn.contains(":states:") && arn.contains(kind) {
-        return Ok(());
-    }
-    Err(CliError::Usage(format!(
-        "invalid {what} `{arn}`: expected `arn:aws:states:<region>:<account>{kind}...`"
-    )))
-}
-
-fn check_name(name: &str) -> Result<(), CliError> {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if name.is_empty() || name.len() > MAX_NAME || !ok_chars {
-        return Err(CliError::Usage(format!(
-            "invalid --name `{name}`: 1 to {MAX_NAME} characters among letters, digits, `-` and `_`"
-        )));
-    }
-    Ok(())
-}
-
-/// `<service>-<yyyymmddThhmmssZ>`, cut to the length Step Functions accepts.
-fn default_name(service: &str, now: i64) -> String {
-    let stamp: String = ops::rfc3339(now)
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let clean: String = service
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let room = MAX_NAME.saturating_sub(stamp.len() + 1);
-    let head: String = clean.chars().take(room).collect();
-    format!("{head}-{stamp}")
-}
-
-/// Bad input (an unknown state machine or execution, a bad name or ARN) exits 2; the
-/// rest is an AWS failure.
-fn sfn_error<E, R>(op: &str, e: aws_sdk_sfn::error::SdkError<E, R>) -> CliError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let code = e.code().unwrap_or("").to_owned();
-    let message = e.message().unwrap_or("").to_owned();
-    match code.as_str() {
-        "InvalidArn"
-        | "InvalidName"
-        | "InvalidExecutionInput"
-        | "StateMachineDoesNotExist"
-        | "StateMachineDeleting"
-        | "ExecutionDoesNotExist"
-        | "ExecutionAlreadyExists" => CliError::Usage(format!("{op}: {code}: {message}")),
-        _ => CliError::Aws(format!("{op} failed: {}", DisplayErrorContext(&e))),
     }
 }
 
@@ -676,14 +487,5 @@ mod tests {
             ..Event::default()
         };
         assert_eq!(entered.end(), None);
-    }
-
-    #[test]
-    fn default_names_are_valid_execution_names() {
-        let name = default_name("yelb.app server", 1_767_225_600);
-        assert_eq!(name, "yelb-app-server-20260101T000000Z");
-        assert!(check_name(&name).is_ok());
-        assert!(check_name(&default_name(&"x".repeat(200), 0)).is_ok());
-        assert!(check_name("bad name").is_err());
     }
 }

@@ -1,0 +1,171 @@
+//! The final state after a deployment, checked: all traffic on one version (the route
+//! read through its traffic provider), no other version's objects left, the serving
+//! version's objects there, the lock released, the store's stable version and the
+//! record written.
+
+use canary_core::execution::OutcomeStatus;
+use canary_core::labels;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::DemoEnv;
+use super::fixtures::{NAMESPACE, SERVICE};
+
+/// One check of the cluster's (and the store's) final state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// What is checked.
+    pub name: String,
+    /// Whether it holds.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+impl Check {
+    pub(crate) fn new(name: &str, ok: bool, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            ok,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl DemoEnv {
+    /// Checks the final state after a deployment of `version` that should have left
+    /// `stable` serving all traffic with the given outcome.
+    pub async fn verify(&self, version: u32, stable: u32, outcome: OutcomeStatus) -> Vec<Check> {
+        let mut checks = vec![self.traffic_check(stable)];
+        checks.extend(self.object_checks(stable));
+        checks.extend(self.store_checks(version, stable, outcome).await);
+        checks
+    }
+
+    /// All traffic on one version: the route object, read from the simulator.
+    fn traffic_check(&self, stable: u32) -> Check {
+        let stable_name = labels::versioned_name(SERVICE, stable);
+        let route = self.sim.get_object(
+            "appmesh.k8s.aws/v1beta2",
+            "VirtualRouter",
+            NAMESPACE,
+            SERVICE,
+        );
+        let targets = route.as_ref().map(route_targets).unwrap_or_default();
+        let serving: Vec<&(String, u64)> = targets.iter().filter(|(_, w)| *w > 0).collect();
+        let one = serving.len() == 1 && serving.iter().all(|(n, w)| *n == stable_name && *w == 100);
+        Check::new(
+            "all traffic on one version",
+            one,
+            if route.is_none() {
+                "no VirtualRouter yelb-appserver".to_owned()
+            } else {
+                format!("route targets {}", show_targets(&targets))
+            },
+        )
+    }
+
+    /// No canary objects left, and the stable version's objects are there.
+    fn object_checks(&self, stable: u32) -> [Check; 2] {
+        let stable_name = labels::versioned_name(SERVICE, stable);
+        let objects = self.sim.list_objects(NAMESPACE);
+        let mut leftovers = Vec::new();
+        let mut stable_objects = 0;
+        for o in &objects {
+            let labels_of = &o["metadata"]["labels"];
+            if labels_of[labels::SERVICE].as_str() != Some(SERVICE) {
+                continue;
+            }
+            match labels_of[labels::VERSION].as_str() {
+                Some(v) if v == stable.to_string() => stable_objects += 1,
+                Some(_) => leftovers.push(format!(
+                    "{} {}",
+                    o["kind"].as_str().unwrap_or("?"),
+                    o["metadata"]["name"].as_str().unwrap_or("?")
+                )),
+                None => {}
+            }
+        }
+        let deployment = self
+            .sim
+            .get_object("apps/v1", "Deployment", NAMESPACE, &stable_name);
+        [
+            Check::new(
+                "no other version's objects left",
+                leftovers.is_empty(),
+                if leftovers.is_empty() {
+                    "none".to_owned()
+                } else {
+                    leftovers.join(", ")
+                },
+            ),
+            Check::new(
+                "the serving version's objects exist",
+                deployment.is_some() && stable_objects > 0,
+                format!("{stable_objects} objects labelled version {stable}"),
+            ),
+        ]
+    }
+
+    /// The lock is released, the stable version recorded and the record written, from
+    /// the store.
+    async fn store_checks(&self, version: u32, stable: u32, outcome: OutcomeStatus) -> Vec<Check> {
+        let mut checks = Vec::new();
+        let svc = self.service_ref();
+        match self.services.store.status(&svc).await {
+            Ok(status) => {
+                checks.push(Check::new(
+                    "lock released",
+                    status.lock.is_none(),
+                    match &status.lock {
+                        Some(l) => format!("held by {}", l.execution),
+                        None => "released".to_owned(),
+                    },
+                ));
+                checks.push(Check::new(
+                    "store's stable version",
+                    status.state.stable_version == Some(stable),
+                    format!("{:?}", status.state.stable_version),
+                ));
+            }
+            Err(e) => checks.push(Check::new("lock released", false, e.to_string())),
+        }
+        match self.services.store.record(&svc, version).await {
+            Ok(Some(record)) => {
+                let ok = record.ended_at.is_some()
+                    && record.outcome.as_ref().map(|o| o.status) == Some(outcome);
+                checks.push(Check::new(
+                    "record written",
+                    ok,
+                    match &record.outcome {
+                        Some(o) => format!("{:?}: {}", o.status, o.reason),
+                        None => "no outcome".to_owned(),
+                    },
+                ));
+            }
+            Ok(None) => checks.push(Check::new("record written", false, "no record")),
+            Err(e) => checks.push(Check::new("record written", false, e.to_string())),
+        }
+        checks
+    }
+}
+
+/// Targets and weights of a route object, read by its provider and added up per target
+/// (nothing for an object no provider can read).
+pub fn route_targets(route: &Value) -> Vec<(String, u64)> {
+    canary_core::provider::TrafficProvider::of_object(route)
+        .and_then(|p| p.read(route).ok())
+        .map(|lists| canary_core::provider::total_weights(&lists))
+        .unwrap_or_default()
+}
+
+fn show_targets(targets: &[(String, u64)]) -> String {
+    if targets.is_empty() {
+        return "none".to_owned();
+    }
+    targets
+        .iter()
+        .map(|(n, w)| format!("{n}={w}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
