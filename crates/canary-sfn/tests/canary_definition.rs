@@ -762,10 +762,13 @@ fn every_task_retries_transient_errors_and_keeps_its_hands_off_a_service_it_does
 #[test]
 fn asl_validator_accepts_the_definition() {
     let bin = repo().join(".tools/node_modules/.bin/asl-validator");
-    if !bin.exists() {
-        eprintln!(
-            "skipped: asl-validator is not installed in .tools (statemachine/validate.sh installs it)"
-        );
+    let found = canary_testkit::require_peer(
+        "asl-validator",
+        bin.exists(),
+        canary_testkit::install::ASL_VALIDATOR,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    if !found {
         return;
     }
     let out = std::process::Command::new(&bin)
