@@ -96,16 +96,17 @@ async fn reactions(
     Ok(out)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
-    let args = Args::parse();
-    let started = Instant::now();
-    std::fs::create_dir_all(&args.out)?;
-    let mut notes = Vec::new();
+/// The virtual-clock runs: every configuration's calibration and reaction times, the
+/// original's exact rule on the same onsets, and the original's flow.
+struct VirtualRuns {
+    calibrations: Vec<scenarios::Calibration>,
+    reaction: Vec<ReactionRow>,
+    original_flow: Vec<original::OriginalRun>,
+}
 
-    // 3, 4, 5: the virtual-clock runs.
-    eprintln!("canary-bench: virtual-clock scenarios");
-    let configs = [
+/// The configurations the virtual-clock runs compare.
+fn configs() -> [CheckConfig; 5] {
+    [
         CheckConfig::new(
             "seed-like: check_interval 60 s, bake_time 0",
             Some(60),
@@ -119,7 +120,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         CheckConfig::new("check_interval 15 s", Some(15), None),
         CheckConfig::new("check_interval 10 s", Some(10), None),
         CheckConfig::new("check_interval 10 s, bake_time 180 s", Some(10), Some(180)),
-    ];
+    ]
+}
+
+/// 3, 4, 5: the virtual-clock runs.
+async fn virtual_runs(args: &Args) -> Result<VirtualRuns, Box<dyn Error>> {
+    eprintln!("canary-bench: virtual-clock scenarios");
+    let configs = configs();
     let mut calibrations = Vec::new();
     for c in &configs {
         calibrations.push(scenarios::calibrate(c, args.delay).await?);
@@ -163,29 +170,43 @@ async fn main() -> Result<(), Box<dyn Error>> {
         original::run_flow(&deploy, None).await?,
         original::run_flow(&deploy, Some(3)).await?,
     ];
+    Ok(VirtualRuns {
+        calibrations,
+        reaction,
+        original_flow,
+    })
+}
 
-    // 1, 2: the real binaries and the baseline on real peers.
-    let our_memory = cost::our_memory_mb();
-    let real = if args.skip_real {
-        None
-    } else {
-        eprintln!("canary-bench: real binaries and the baseline (moto, simulated cluster)");
-        let work = args.out.join("work");
-        std::fs::create_dir_all(&work)?;
-        let cfg = RealConfig {
-            bin_dir: std::fs::canonicalize(&args.bin_dir)?,
-            baseline_dir: std::fs::canonicalize(&args.baseline_dir)?,
-            work: std::fs::canonicalize(&work)?,
-            generations: args.generations,
-            baseline_deployments: args.baseline_deployments,
-            python_processes: args.python_processes,
-            python_calls: args.python_calls,
-            memory_mb: our_memory.clone(),
-        };
-        Some(real::run(&cfg).await?)
+/// 1, 2: the real binaries and the baseline on real peers (unless `--skip-real`).
+async fn real_runs(
+    args: &Args,
+    our_memory: &BTreeMap<String, u32>,
+) -> Result<Option<RealRun>, Box<dyn Error>> {
+    if args.skip_real {
+        return Ok(None);
+    }
+    eprintln!("canary-bench: real binaries and the baseline (moto, simulated cluster)");
+    let work = args.out.join("work");
+    std::fs::create_dir_all(&work)?;
+    let cfg = RealConfig {
+        bin_dir: std::fs::canonicalize(&args.bin_dir)?,
+        baseline_dir: std::fs::canonicalize(&args.baseline_dir)?,
+        work: std::fs::canonicalize(&work)?,
+        generations: args.generations,
+        baseline_deployments: args.baseline_deployments,
+        python_processes: args.python_processes,
+        python_calls: args.python_calls,
+        memory_mb: our_memory.clone(),
     };
+    Ok(Some(real::run(&cfg).await?))
+}
 
-    let default_cal = &calibrations[1];
+/// One row per function: sizes, and the real runs' times, memory and requests.
+fn function_rows(
+    args: &Args,
+    real: Option<&RealRun>,
+    our_memory: &BTreeMap<String, u32>,
+) -> Vec<FunctionRow> {
     let mut functions = Vec::new();
     for f in FUNCTIONS {
         let size = |p: PathBuf| std::fs::metadata(p).ok().map(|m| m.len());
@@ -214,42 +235,29 @@ async fn main() -> Result<(), Box<dyn Error>> {
             failed: inv.iter().filter(|i| !i.ok).count(),
         });
     }
-    let mut comparisons = Vec::new();
-    let mut cost_table = BTreeMap::new();
-    if let Some(real) = &real {
-        compare_real(
-            real,
-            &functions,
-            default_cal,
-            &original_flow,
-            &our_memory,
-            &mut comparisons,
-            &mut cost_table,
-            &mut notes,
-        );
-    }
-    let shift_req = default_cal
-        .requests_by_function
-        .get("shift-weights")
-        .copied()
-        .unwrap_or(0) as f64
-        / default_cal
+    functions
+}
+
+/// Per invocation of `function` in a calibration: its requests or writes.
+fn per_invocation(by_function: &BTreeMap<String, usize>, cal: &scenarios::Calibration) -> f64 {
+    by_function.get("shift-weights").copied().unwrap_or(0) as f64
+        / cal
             .invocations
             .get("shift-weights")
             .copied()
             .unwrap_or(1)
-            .max(1) as f64;
-    let shift_writes = default_cal
-        .writes_by_function
-        .get("shift-weights")
-        .copied()
-        .unwrap_or(0) as f64
-        / default_cal
-            .invocations
-            .get("shift-weights")
-            .copied()
-            .unwrap_or(1)
-            .max(1) as f64;
+            .max(1) as f64
+}
+
+/// The cluster API and state transitions, ours (the default calibration) against the
+/// baseline's steps and the original's flow.
+fn cluster_comparisons(
+    cal: &scenarios::Calibration,
+    real: Option<&RealRun>,
+    original_flow: &[original::OriginalRun],
+) -> Vec<Versus> {
+    let shift_req = per_invocation(&cal.requests_by_function, cal);
+    let shift_writes = per_invocation(&cal.writes_by_function, cal);
     let base_steps: Vec<_> = real
         .iter()
         .flat_map(|r| r.baseline.steps.iter())
@@ -257,16 +265,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
             s.function == "deploy-and-switch" && !s.fresh_discovery_cache && s.deployment > 1
         })
         .collect();
-    comparisons.push(Versus::new_pub(
-        "API requests per weight shift",
-        one(shift_req),
-        spread(base_steps.iter().map(|s| s.requests as f64)),
-    ));
-    comparisons.push(Versus::new_pub(
-        "API writes per weight shift",
-        one(shift_writes),
-        spread(base_steps.iter().map(|s| s.writes as f64)),
-    ));
     let per_deployment: BTreeMap<usize, (usize, usize)> = real
         .iter()
         .flat_map(|r| r.baseline.steps.iter())
@@ -277,28 +275,78 @@ async fn main() -> Result<(), Box<dyn Error>> {
             e.1 += s.writes;
             m
         });
-    comparisons.push(Versus::new_pub(
-        "API requests per deployment",
-        one(default_cal.requests as f64),
-        spread(per_deployment.values().map(|(r, _)| *r as f64)),
-    ));
-    comparisons.push(Versus::new_pub(
-        "API writes per deployment",
-        one(default_cal.writes as f64),
-        spread(per_deployment.values().map(|(_, w)| *w as f64)),
-    ));
-    comparisons.push(Versus::new_pub(
-        "state transitions per deployment",
-        one(default_cal.transitions as f64),
-        one(original_flow[0].transitions as f64),
-    ));
+    vec![
+        Versus::new_pub(
+            "API requests per weight shift",
+            one(shift_req),
+            spread(base_steps.iter().map(|s| s.requests as f64)),
+        ),
+        Versus::new_pub(
+            "API writes per weight shift",
+            one(shift_writes),
+            spread(base_steps.iter().map(|s| s.writes as f64)),
+        ),
+        Versus::new_pub(
+            "API requests per deployment",
+            one(cal.requests as f64),
+            spread(per_deployment.values().map(|(r, _)| *r as f64)),
+        ),
+        Versus::new_pub(
+            "API writes per deployment",
+            one(cal.writes as f64),
+            spread(per_deployment.values().map(|(_, w)| *w as f64)),
+        ),
+        Versus::new_pub(
+            "state transitions per deployment",
+            one(cal.transitions as f64),
+            one(original_flow[0].transitions as f64),
+        ),
+    ]
+}
 
-    notes.push(format!(
-        "Metric datapoints: one per minute, aligned to the minute, visible {} s after the minute ends (CloudWatch Logs metric filters); errors start at the onset with 25% of the canary's requests answered 5xx.",
-        args.delay
+/// How the reaction-time runs were made, for the report.
+fn method_notes(delay: i64) -> [String; 3] {
+    [
+        format!(
+            "Metric datapoints: one per minute, aligned to the minute, visible {delay} s after the minute ends (CloudWatch Logs metric filters); errors start at the onset with 25% of the canary's requests answered 5xx."
+        ),
+        "The original's reaction is its exact rule: checks only after each 60 s wait (9 checks, none after the shift to 100%), each reading the per-minute 5xx sum of the last 300 s; onsets after its last useful check are never rolled back (the faulty version is promoted).".into(),
+        "Onsets are counted from the canary's first traffic (the shift to 10%) and run every 5 s for 600 s: the original's rollout (9 steps of 60 s, then 100% with no further check) and the first minute at 100%; our default rollout goes on to 720 s (a 180 s bake at 100%).".into(),
+    ]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let args = Args::parse();
+    let started = Instant::now();
+    std::fs::create_dir_all(&args.out)?;
+    let mut notes = Vec::new();
+
+    let runs = virtual_runs(&args).await?;
+    let our_memory = cost::our_memory_mb();
+    let real = real_runs(&args, &our_memory).await?;
+    let default_cal = &runs.calibrations[1];
+    let functions = function_rows(&args, real.as_ref(), &our_memory);
+    let mut comparisons = Vec::new();
+    let mut cost_table = BTreeMap::new();
+    if let Some(real) = &real {
+        let ours = Ours {
+            functions: &functions,
+            cal: default_cal,
+            memory: &our_memory,
+        };
+        comparisons.extend(step_comparisons(real, &ours));
+        let (versus, costs) = deployment_comparisons(real, &ours, &runs.original_flow);
+        comparisons.extend(versus);
+        cost_table = costs;
+        notes.extend(real_notes(real, &functions));
+    }
+    comparisons.extend(cluster_comparisons(
+        default_cal,
+        real.as_ref(),
+        &runs.original_flow,
     ));
-    notes.push("The original's reaction is its exact rule: checks only after each 60 s wait (9 checks, none after the shift to 100%), each reading the per-minute 5xx sum of the last 300 s; onsets after its last useful check are never rolled back (the faulty version is promoted).".into());
-    notes.push("Onsets are counted from the canary's first traffic (the shift to 10%) and run every 5 s for 600 s: the original's rollout (9 steps of 60 s, then 100% with no further check) and the first minute at 100%; our default rollout goes on to 720 s (a 180 s bake at 100%).".into());
+    notes.extend(method_notes(args.delay));
 
     let results = Results {
         date: today(),
@@ -307,10 +355,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         metric_delay_secs: args.delay,
         functions,
         comparisons,
-        reaction,
+        reaction: runs.reaction,
         cost: cost_table,
-        calibrations,
-        original_flow,
+        calibrations: runs.calibrations,
+        original_flow: runs.original_flow,
         real,
         notes,
         wall_secs: started.elapsed().as_secs_f64(),
@@ -326,45 +374,83 @@ async fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn compare_real(
-    real: &RealRun,
-    functions: &[FunctionRow],
-    cal: &scenarios::Calibration,
-    original_flow: &[original::OriginalRun],
-    our_memory: &BTreeMap<String, u32>,
-    comparisons: &mut Vec<Versus>,
-    cost_table: &mut BTreeMap<String, cost::DeploymentCost>,
-    notes: &mut Vec<String>,
-) {
-    let row = |name: &str| functions.iter().find(|r| r.function == name);
-    let warm = |name: &str| row(name).and_then(|r| r.warm_ms);
-    let cold = |name: &str| row(name).and_then(|r| r.cold_start_ms);
-    let steps = |cache_fresh: Option<bool>| {
-        spread(
-            real.baseline
-                .steps
-                .iter()
-                .filter(|s| s.function == "deploy-and-switch")
-                .filter(|s| cache_fresh.is_none_or(|f| s.fresh_discovery_cache == f))
-                .map(|s| s.ms),
-        )
-    };
-    let python = |f: &str, cold_start: bool| {
-        spread(
-            real.baseline
-                .python
-                .iter()
-                .filter(|p| p.function == f)
-                .flat_map(|p| {
-                    if cold_start {
-                        vec![p.cold_start_ms]
-                    } else {
-                        p.calls_ms.iter().skip(1).copied().collect()
-                    }
-                }),
-        )
-    };
+/// What the comparisons with the real runs read of ours.
+struct Ours<'a> {
+    functions: &'a [FunctionRow],
+    cal: &'a scenarios::Calibration,
+    memory: &'a BTreeMap<String, u32>,
+}
+
+impl Ours<'_> {
+    fn row(&self, name: &str) -> Option<&FunctionRow> {
+        self.functions.iter().find(|r| r.function == name)
+    }
+
+    fn warm(&self, name: &str) -> Option<Spread> {
+        self.row(name).and_then(|r| r.warm_ms)
+    }
+
+    fn cold(&self, name: &str) -> Option<Spread> {
+        self.row(name).and_then(|r| r.cold_start_ms)
+    }
+}
+
+/// The baseline's `deploy-and-switch` step times: all, or only those with a fresh (or a
+/// reused) kubectl discovery cache.
+fn baseline_steps(real: &RealRun, cache_fresh: Option<bool>) -> Option<Spread> {
+    spread(
+        real.baseline
+            .steps
+            .iter()
+            .filter(|s| s.function == "deploy-and-switch")
+            .filter(|s| cache_fresh.is_none_or(|f| s.fresh_discovery_cache == f))
+            .map(|s| s.ms),
+    )
+}
+
+/// The baseline's Python function `f`: its cold starts, or its warm calls.
+fn baseline_python(real: &RealRun, f: &str, cold_start: bool) -> Option<Spread> {
+    spread(
+        real.baseline
+            .python
+            .iter()
+            .filter(|p| p.function == f)
+            .flat_map(|p| {
+                if cold_start {
+                    vec![p.cold_start_ms]
+                } else {
+                    p.calls_ms.iter().skip(1).copied().collect()
+                }
+            }),
+    )
+}
+
+/// Time per step (a weight shift and a health check), warm and cold.
+fn step_comparisons(real: &RealRun, ours: &Ours<'_>) -> [Versus; 2] {
+    [
+        Versus::new_pub(
+            "time per step, warm (ms): weight shift + health check",
+            add(ours.warm("shift-weights"), ours.warm("health-check")),
+            add(
+                baseline_steps(real, Some(false)),
+                baseline_python(real, "gather_health", false),
+            ),
+        ),
+        Versus::new_pub(
+            "time per step, cold (ms): weight shift + health check",
+            add(ours.cold("shift-weights"), ours.cold("health-check")),
+            add(
+                baseline_steps(real, None),
+                baseline_python(real, "gather_health", true),
+            ),
+        ),
+    ]
+}
+
+/// The original's invocations of one deployment, each with its warm median time.
+fn original_parts(real: &RealRun, flow: &original::OriginalRun) -> [(String, usize, f64); 5] {
+    let median = |s: Option<Spread>| s.map_or(0.0, |s| s.median);
+    let python = |f: &str| median(baseline_python(real, f, false));
     let remove = spread(
         real.baseline
             .steps
@@ -372,73 +458,54 @@ fn compare_real(
             .filter(|s| s.function == "remove-old-version")
             .map(|s| s.ms),
     );
-    let switch_warm = steps(Some(false));
-    comparisons.push(Versus::new_pub(
-        "time per step, warm (ms): weight shift + health check",
-        add(warm("shift-weights"), warm("health-check")),
-        add(switch_warm, python("gather_health", false)),
-    ));
-    comparisons.push(Versus::new_pub(
-        "time per step, cold (ms): weight shift + health check",
-        add(cold("shift-weights"), cold("health-check")),
-        add(steps(None), python("gather_health", true)),
-    ));
+    let part = |f: &str, warm_ms: f64| {
+        (
+            f.to_owned(),
+            flow.invocations.get(f).copied().unwrap_or(0),
+            warm_ms,
+        )
+    };
+    [
+        part("check-version", python("check_version")),
+        part(
+            "deploy-and-switch",
+            median(baseline_steps(real, Some(false))),
+        ),
+        part("gather-health", python("gather_health")),
+        part("remove-or-rollback", median(remove)),
+        part("update-version", python("update_version")),
+    ]
+}
 
-    // Per deployment: the invocations of one promoted yelb-appserver deployment, each at
-    // its function's median (warm), or with one cold start per function.
+/// Per deployment: compute time (the invocations of one promoted yelb-appserver
+/// deployment, each at its function's median, warm or with one cold start per
+/// function), peak memory and cost, ours against the original's; and the cost table.
+fn deployment_comparisons(
+    real: &RealRun,
+    ours: &Ours<'_>,
+    original_flow: &[original::OriginalRun],
+) -> (Vec<Versus>, BTreeMap<String, cost::DeploymentCost>) {
     let mut ours_lines = Vec::new();
     let mut ours_warm_ms = 0.0;
     let mut ours_cold_extra = 0.0;
-    for (f, n) in &cal.invocations {
-        let w = warm(f).map_or(0.0, |s| s.median);
-        let c = cold(f).map_or(w, |s| s.median);
+    for (f, n) in &ours.cal.invocations {
+        let w = ours.warm(f).map_or(0.0, |s| s.median);
+        let c = ours.cold(f).map_or(w, |s| s.median);
         ours_warm_ms += *n as f64 * w;
         ours_cold_extra += c - w;
-        ours_lines.push((f.clone(), *n, w, our_memory.get(f).copied().unwrap_or(256)));
+        ours_lines.push((f.clone(), *n, w, ours.memory.get(f).copied().unwrap_or(256)));
     }
-    let orig = &original_flow[0].invocations;
-    let orig_ms =
-        |f: &str, warm_ms: f64| (f.to_owned(), orig.get(f).copied().unwrap_or(0), warm_ms);
-    let om = cost::original_memory_mb();
-    let orig_parts = [
-        orig_ms(
-            "check-version",
-            python("check_version", false).map_or(0.0, |s| s.median),
-        ),
-        orig_ms("deploy-and-switch", switch_warm.map_or(0.0, |s| s.median)),
-        orig_ms(
-            "gather-health",
-            python("gather_health", false).map_or(0.0, |s| s.median),
-        ),
-        orig_ms("remove-or-rollback", remove.map_or(0.0, |s| s.median)),
-        orig_ms(
-            "update-version",
-            python("update_version", false).map_or(0.0, |s| s.median),
-        ),
-    ];
-    let orig_cold_extra: f64 = [
-        ("check_version", "check-version"),
-        ("gather_health", "gather-health"),
-        ("update_version", "update-version"),
-    ]
-    .iter()
-    .map(|(p, _)| {
-        python(p, true).map_or(0.0, |s| s.median) - python(p, false).map_or(0.0, |s| s.median)
-    })
-    .sum();
+    let orig_parts = original_parts(real, &original_flow[0]);
+    let orig_cold_extra: f64 = ["check_version", "gather_health", "update_version"]
+        .iter()
+        .map(|p| {
+            baseline_python(real, p, true).map_or(0.0, |s| s.median)
+                - baseline_python(real, p, false).map_or(0.0, |s| s.median)
+        })
+        .sum();
     let orig_warm_ms: f64 = orig_parts.iter().map(|(_, n, ms)| *n as f64 * ms).sum();
-    comparisons.push(Versus::new_pub(
-        "compute time per deployment, warm (s)",
-        one(ours_warm_ms / 1000.0),
-        one(orig_warm_ms / 1000.0),
-    ));
-    comparisons.push(Versus::new_pub(
-        "compute time per deployment, one cold start per function (s)",
-        one((ours_warm_ms + ours_cold_extra) / 1000.0),
-        one((orig_warm_ms + orig_cold_extra) / 1000.0),
-    ));
     let ours_mem = spread(
-        functions
+        ours.functions
             .iter()
             .filter_map(|f| f.peak_rss_mib.map(|s| s.max)),
     );
@@ -450,13 +517,8 @@ fn compare_real(
             .chain(real.baseline.python.iter().filter_map(|p| p.vmhwm_kib))
             .map(|k| k as f64 / 1024.0),
     );
-    comparisons.push(Versus::new_pub(
-        "peak RSS of a function's largest process (MiB)",
-        ours_mem,
-        orig_mem,
-    ));
-
-    let ours_cost = cost::deployment_cost(cal.transitions, &ours_lines, LAMBDA_ARM_PER_GB_S);
+    let ours_cost = cost::deployment_cost(ours.cal.transitions, &ours_lines, LAMBDA_ARM_PER_GB_S);
+    let om = cost::original_memory_mb();
     let orig_lines: Vec<(String, usize, f64, u32)> = orig_parts
         .iter()
         .map(|(f, n, ms)| (f.clone(), *n, *ms, om.get(f).copied().unwrap_or(128)))
@@ -466,20 +528,44 @@ fn compare_real(
         &orig_lines,
         LAMBDA_X86_PER_GB_S,
     );
-    comparisons.push(Versus::new_pub(
-        "cost per deployment (US$)",
-        one(ours_cost.total_usd),
-        one(orig_cost.total_usd),
-    ));
-    comparisons.push(Versus::new_pub(
-        "Lambda GB-seconds per deployment",
-        one(ours_cost.lambda_gb_s),
-        one(orig_cost.lambda_gb_s),
-    ));
-    cost_table.insert("eks-canary (arm64, warm medians)".into(), ours_cost);
-    cost_table.insert("original (x86_64, warm medians)".into(), orig_cost);
-    let fresh = steps(Some(true));
-    if let Some(f) = fresh {
+    let versus = vec![
+        Versus::new_pub(
+            "compute time per deployment, warm (s)",
+            one(ours_warm_ms / 1000.0),
+            one(orig_warm_ms / 1000.0),
+        ),
+        Versus::new_pub(
+            "compute time per deployment, one cold start per function (s)",
+            one((ours_warm_ms + ours_cold_extra) / 1000.0),
+            one((orig_warm_ms + orig_cold_extra) / 1000.0),
+        ),
+        Versus::new_pub(
+            "peak RSS of a function's largest process (MiB)",
+            ours_mem,
+            orig_mem,
+        ),
+        Versus::new_pub(
+            "cost per deployment (US$)",
+            one(ours_cost.total_usd),
+            one(orig_cost.total_usd),
+        ),
+        Versus::new_pub(
+            "Lambda GB-seconds per deployment",
+            one(ours_cost.lambda_gb_s),
+            one(orig_cost.lambda_gb_s),
+        ),
+    ];
+    let mut costs = BTreeMap::new();
+    costs.insert("eks-canary (arm64, warm medians)".into(), ours_cost);
+    costs.insert("original (x86_64, warm medians)".into(), orig_cost);
+    (versus, costs)
+}
+
+/// What a reader of the real runs must know: the original's first step in a fresh
+/// sandbox, and our failed invocations.
+fn real_notes(real: &RealRun, functions: &[FunctionRow]) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(f) = baseline_steps(real, Some(true)) {
         notes.push(format!(
             "The original's first step in a fresh sandbox (empty kubectl discovery cache) took {:.0} ms and {} API requests; later steps reuse the cache (as a warm Lambda sandbox's /tmp would) and are the ones compared.",
             f.median,
@@ -492,4 +578,5 @@ fn compare_real(
             "{failed} of our invocations returned an error; see results.json."
         ));
     }
+    notes
 }

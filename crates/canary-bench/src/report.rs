@@ -204,7 +204,7 @@ fn kib(b: Option<u64>) -> String {
     b.map_or_else(|| "n/a".to_owned(), |b| format!("{:.0}", b as f64 / 1024.0))
 }
 
-/// The markdown report.
+/// The markdown report: the machine, then one table after another.
 pub fn markdown(r: &Results) -> String {
     let mut out = String::new();
     let m = &r.machine;
@@ -213,17 +213,28 @@ pub fn markdown(r: &Results) -> String {
         "Run on {} — {} × {}, {} MiB RAM, Linux {} — in {:.0} s. Spreads are min / median / max; ratios compare medians (original ÷ ours).\n",
         r.date, m.nproc, m.cpu, m.memory_mib, m.kernel, r.wall_secs
     );
+    functions_table(&mut out, r);
+    comparisons_table(&mut out, r);
+    reaction_table(&mut out, r);
+    flows_table(&mut out, r);
+    cost_table(&mut out, r);
+    notes_list(&mut out, r);
+    out
+}
+
+/// Per invocation: our six functions.
+fn functions_table(out: &mut String, r: &Results) {
     let _ = writeln!(
-        out,
+        *out,
         "### Per invocation (our six functions, release binaries under a local Lambda Runtime API)\n"
     );
     let _ = writeln!(
-        out,
+        *out,
         "| function | memory | binary KiB | zip KiB | cold start ms | of which init ms | warm ms | peak RSS MiB | API requests |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for f in &r.functions {
         let _ = writeln!(
-            out,
+            *out,
             "| {} | {} MB | {} | {} | {} | {} | {} | {} | {} |",
             f.function,
             f.memory_mb,
@@ -236,18 +247,22 @@ pub fn markdown(r: &Results) -> String {
             opt(f.api_requests, 0),
         );
     }
-    let _ = writeln!(out, "\nZips: {}.\n", r.zip_source);
+    let _ = writeln!(*out, "\nZips: {}.\n", r.zip_source);
+}
+
+/// Ours against the original, same machine and peers.
+fn comparisons_table(out: &mut String, r: &Results) {
     let _ = writeln!(
-        out,
+        *out,
         "### Ours against the original, same machine, same moto and simulated cluster\n"
     );
     let _ = writeln!(
-        out,
+        *out,
         "| what | ours | original | original ÷ ours |\n|---|---:|---:|---:|"
     );
     for v in &r.comparisons {
         let _ = writeln!(
-            out,
+            *out,
             "| {} | {} | {} | {} |",
             v.what,
             spread_auto(v.ours),
@@ -256,18 +271,22 @@ pub fn markdown(r: &Results) -> String {
                 .map_or_else(|| "n/a".to_owned(), |x| format!("{x:.2}×"))
         );
     }
+}
+
+/// Reaction time from an error onset to all traffic back on stable.
+fn reaction_table(out: &mut String, r: &Results) {
     let _ = writeln!(
-        out,
+        *out,
         "\n### Reaction time: error onset to all traffic back on stable (yelb-appserver: 10% steps, 60 s wait, 300 s window; datapoints per minute, published {} s after the minute)\n",
         r.metric_delay_secs
     );
     let _ = writeln!(
-        out,
+        *out,
         "| flow | how | onsets | rolled back | seconds (min / median / max) |\n|---|---|---:|---:|---:|"
     );
     for x in &r.reaction {
         let _ = writeln!(
-            out,
+            *out,
             "| {} | {} | {} | {} | {} |",
             x.config,
             x.method,
@@ -276,17 +295,21 @@ pub fn markdown(r: &Results) -> String {
             opt(x.seconds, 0)
         );
     }
+}
+
+/// Our flow per check configuration, and the original flow model.
+fn flows_table(out: &mut String, r: &Results) {
     let _ = writeln!(
-        out,
+        *out,
         "\n### Our flow per check configuration (one healthy yelb-appserver deployment, simulated)\n"
     );
     let _ = writeln!(
-        out,
+        *out,
         "| configuration | state transitions | Step Functions $ | health checks | Lambda invocations | API requests | API writes | virtual duration s |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     );
     for c in &r.calibrations {
         let _ = writeln!(
-            out,
+            *out,
             "| {} | {} | {:.6} | {} | {} | {} | {} | {} |",
             c.config.name,
             c.transitions,
@@ -300,7 +323,7 @@ pub fn markdown(r: &Results) -> String {
     }
     for o in &r.original_flow {
         let _ = writeln!(
-            out,
+            *out,
             "| original flow model, {} | {} | {:.6} | {} | {} | | | {} |",
             o.case,
             o.transitions,
@@ -310,17 +333,21 @@ pub fn markdown(r: &Results) -> String {
             o.duration_secs
         );
     }
+}
+
+/// Cost per deployment.
+fn cost_table(out: &mut String, r: &Results) {
     let _ = writeln!(
-        out,
+        *out,
         "\n### Cost per yelb-appserver deployment (10 steps of 60 s, promoted)\n"
     );
     let _ = writeln!(
-        out,
+        *out,
         "| flow | state transitions | Step Functions $ | Lambda requests | Lambda GB-s | Lambda $ | total $ |\n|---|---:|---:|---:|---:|---:|---:|"
     );
     for (name, c) in &r.cost {
         let _ = writeln!(
-            out,
+            *out,
             "| {} | {} | {:.6} | {} | {:.4} | {:.7} | {:.6} |",
             name,
             c.transitions,
@@ -331,13 +358,16 @@ pub fn markdown(r: &Results) -> String {
             c.total_usd
         );
     }
+}
+
+/// The notes.
+fn notes_list(out: &mut String, r: &Results) {
     if !r.notes.is_empty() {
-        let _ = writeln!(out, "\nNotes:\n");
+        let _ = writeln!(*out, "\nNotes:\n");
         for n in &r.notes {
-            let _ = writeln!(out, "- {n}");
+            let _ = writeln!(*out, "- {n}");
         }
     }
-    out
 }
 
 /// The short table for the README.
