@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::resources::ResourceType;
-use crate::util::human_age;
+use crate::util::{human_age, parse_rfc3339};
 
 fn column(name: &str, kind: &str, priority: u8) -> Value {
     json!({ "name": name, "type": kind, "format": if name == "Name" { "name" } else { "" }, "description": name, "priority": priority })
@@ -16,22 +16,9 @@ fn int_at(obj: &Value, pointer: &str) -> i64 {
 }
 
 fn created_millis(obj: &Value) -> Option<i64> {
-    let ts = obj
-        .pointer("/metadata/creationTimestamp")
-        .and_then(Value::as_str)?;
-    // 2025-01-31T12:00:05Z
-    let (date, time) = ts.trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
-    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400) + hh * 3600 + mm * 60 + ss) * 1000)
+    obj.pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339)
 }
 
 fn age(obj: &Value, now: i64) -> String {

@@ -1,32 +1,31 @@
-//! Small helpers: RFC 3339 timestamps from clock milliseconds, kubectl-style ages, and a
-//! stable hash for generated names (pod-template-hash, pod suffixes).
+//! Small helpers: RFC 3339 timestamps to and from clock milliseconds (through the `time`
+//! crate), kubectl-style ages, and a stable hash for generated names
+//! (pod-template-hash, pod suffixes).
 
-/// Days since 1970-01-01 to a (year, month, day) civil date (proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
 
 /// `2025-01-31T12:00:05Z` for a time in ms since the epoch (seconds precision, as
-/// Kubernetes writes timestamps).
+/// Kubernetes writes timestamps). Times beyond the years -9999..=9999 that `time`
+/// represents are written as its first or last second (no simulated clock gets there).
 pub fn rfc3339(millis: i64) -> String {
-    let secs = millis.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
+    let at = OffsetDateTime::UNIX_EPOCH.saturating_add(Duration::seconds(millis.div_euclid(1000)));
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
     )
+}
+
+/// The time in ms since the epoch of an RFC 3339 timestamp such as
+/// `2025-01-31T12:00:05Z`, or `None` when it is not one.
+pub fn parse_rfc3339(timestamp: &str) -> Option<i64> {
+    let at = OffsetDateTime::parse(timestamp, &Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 /// An age as kubectl prints it: `42s`, `5m10s`, `17m`, `3h20m`, `30h`, `4d`.
@@ -73,6 +72,20 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_735_689_600_000), "2025-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400_000 + 3_723_000), "2000-02-29T01:02:03Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn rfc3339_timestamps_parse_back_and_other_text_does_not() {
+        assert_eq!(
+            parse_rfc3339("2025-01-01T00:00:05Z"),
+            Some(1_735_689_605_000)
+        );
+        assert_eq!(
+            parse_rfc3339(&rfc3339(951_782_400_000)),
+            Some(951_782_400_000)
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
     #[test]
