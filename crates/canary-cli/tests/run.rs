@@ -148,18 +148,17 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Whether kubectl is on PATH. A missing kubectl fails the test with how to install it,
+/// unless `EKS_CANARY_ALLOW_MISSING_PEERS` allows it (then `false`, announced as NOT RUN).
 fn kubectl_available() -> bool {
-    Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    canary_testkit::require_program("kubectl", canary_testkit::install::KUBECTL)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_some()
 }
 
 #[test]
 fn kubectl_lists_deployments_on_canary_cluster_sim() {
     if !kubectl_available() {
-        eprintln!("kubectl is not installed: skipped");
         return;
     }
     let sim = SimProcess::start();
