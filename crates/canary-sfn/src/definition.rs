@@ -11,6 +11,7 @@ use crate::choice::{self, Rule};
 use crate::error::DefinitionError;
 use crate::history::StateType;
 use crate::path::Path;
+use crate::result_path::ResultPath;
 use crate::retry::{self, Catcher, Retrier};
 use crate::template::{Template, TemplateError};
 
@@ -23,49 +24,6 @@ pub(crate) enum FilterPath {
     Empty,
     /// A path.
     Path(Path),
-}
-
-/// ResultPath.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ResultPath {
-    /// Absent or `$`: the result replaces the input.
-    Replace,
-    /// `null`: the result is discarded and the input passes through.
-    Discard,
-    /// A path inside the input where the result goes.
-    At(Path),
-}
-
-impl ResultPath {
-    pub(crate) fn parse(value: Option<&Value>) -> Result<Self, String> {
-        match value {
-            None => Ok(ResultPath::Replace),
-            Some(Value::Null) => Ok(ResultPath::Discard),
-            Some(Value::String(text)) => {
-                let path = Path::parse(text).map_err(|e| format!("ResultPath `{text}`: {e}"))?;
-                if path.is_context() {
-                    return Err(format!(
-                        "ResultPath `{text}` cannot write the context object"
-                    ));
-                }
-                Ok(if path.is_root() {
-                    ResultPath::Replace
-                } else {
-                    ResultPath::At(path)
-                })
-            }
-            Some(other) => Err(format!("ResultPath must be a path or null, got {other}")),
-        }
-    }
-
-    /// Combines a state's raw input with its result.
-    pub(crate) fn apply(&self, input: Value, result: Value) -> Result<Value, String> {
-        match self {
-            ResultPath::Replace => Ok(result),
-            ResultPath::Discard => Ok(input),
-            ResultPath::At(path) => path.set(input, result),
-        }
-    }
 }
 
 /// A Fail state's `Error` or `Cause`.
@@ -400,8 +358,10 @@ fn parse_state(name: &str, raw: &Value) -> Result<State, DefinitionError> {
             })
             .transpose()
     };
-    let result_path =
-        || ResultPath::parse(map.get("ResultPath")).map_err(|m| field_error("ResultPath", m));
+    let result_path = || {
+        ResultPath::parse(map.get("ResultPath"))
+            .map_err(|e| field_error("ResultPath", e.to_string()))
+    };
     let reference_path = |field: &str| -> Result<Option<Path>, DefinitionError> {
         match map.get(field) {
             None => Ok(None),

@@ -66,7 +66,8 @@ pub enum DefinitionError {
         /// The path as written.
         path: String,
         /// Why it was rejected.
-        reason: String,
+        #[source]
+        reason: crate::path::PathError,
     },
     /// A state that no transition reaches (Step Functions rejects these too).
     #[error("state `{0}` cannot be reached from StartAt")]

@@ -320,7 +320,7 @@ impl Run<'_> {
                     Ok(combined) => output(state, combined),
                     Err(cause) => Step::Fail {
                         error: "States.ResultPathMatchFailure".into(),
-                        cause,
+                        cause: cause.to_string(),
                         document: raw,
                     },
                 }
@@ -427,7 +427,7 @@ impl Run<'_> {
                         Ok(combined) => output(state, combined),
                         Err(cause) => Step::Fail {
                             error: "States.ResultPathMatchFailure".into(),
-                            cause,
+                            cause: cause.to_string(),
                             document: raw,
                         },
                     };
@@ -476,7 +476,7 @@ impl Run<'_> {
                             Ok(out) => Step::Next(catcher.next.clone(), out),
                             Err(cause) => Step::Fail {
                                 error: "States.ResultPathMatchFailure".into(),
-                                cause,
+                                cause: cause.to_string(),
                                 document: raw,
                             },
                         };

@@ -35,10 +35,11 @@ mod error;
 mod executor;
 mod history;
 mod path;
+mod result_path;
 mod retry;
 mod template;
 
 pub use error::{DefinitionError, TaskError};
 pub use executor::{DEFAULT_MAX_HISTORY_EVENTS, Executor, TaskInvoker};
 pub use history::{Event, EventKind, Execution, NoopObserver, Observer, StateType, Status};
-pub use path::Path;
+pub use path::{Path, PathError, SetProblem};

@@ -6,6 +6,74 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+/// Why a path was rejected, or could not be written to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The text does not start with `$`.
+    #[error("a path starts with `$` (or `$$` for the context object)")]
+    NoRoot,
+    /// `..` or a trailing `.`.
+    #[error("an empty field name (recursive descent `..` is not supported)")]
+    EmptyField,
+    /// `.*`.
+    #[error("wildcards are not supported")]
+    Wildcard,
+    /// A `[` that is never closed.
+    #[error("a `[` without its `]`")]
+    UnclosedBracket,
+    /// A bracket holding something other than an index or a quoted name.
+    #[error("`[{inner}]` is not supported (only `[N]` and `['name']`)")]
+    UnsupportedBracket {
+        /// What the brackets hold.
+        inner: String,
+    },
+    /// A character where a `.` or a `[` was expected.
+    #[error("unexpected `{found}`")]
+    Unexpected {
+        /// The character.
+        found: char,
+    },
+    /// A write to a `$$` path.
+    #[error("`{path}` cannot be written: it is the context object")]
+    ContextNotWritable {
+        /// The path as written.
+        path: String,
+    },
+    /// A write that meets a value of the wrong shape on the way.
+    #[error("ResultPath `{path}` cannot be applied: {problem}")]
+    CannotSet {
+        /// The path as written.
+        path: String,
+        /// What was in the way.
+        problem: SetProblem,
+    },
+}
+
+/// What stopped a write on its way down a path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetProblem {
+    /// A field of something that is not an object.
+    #[error("the value holding `{key}` is not an object")]
+    NotAnObject {
+        /// The field.
+        key: String,
+    },
+    /// An index into something that is not an array.
+    #[error("the value indexed by [{index}] is not an array")]
+    NotAnArray {
+        /// The index.
+        index: usize,
+    },
+    /// An index past the array's end.
+    #[error("index [{index}] is past the end of an array of {len}")]
+    PastTheEnd {
+        /// The index.
+        index: usize,
+        /// The array's length.
+        len: usize,
+    },
+}
+
 /// Where a path starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Root {
@@ -38,13 +106,13 @@ impl fmt::Display for Path {
 
 impl Path {
     /// Parses a path; the error says what is not supported.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PathError> {
         let (root, rest) = if let Some(rest) = text.strip_prefix("$$") {
             (Root::Context, rest)
         } else if let Some(rest) = text.strip_prefix('$') {
             (Root::Input, rest)
         } else {
-            return Err("a path starts with `$` (or `$$` for the context object)".into());
+            return Err(PathError::NoRoot);
         };
         let chars: Vec<char> = rest.chars().collect();
         let mut segments = Vec::new();
@@ -59,12 +127,10 @@ impl Path {
                     }
                     let name: String = chars[start..end].iter().collect();
                     if name.is_empty() {
-                        return Err(
-                            "an empty field name (recursive descent `..` is not supported)".into(),
-                        );
+                        return Err(PathError::EmptyField);
                     }
                     if name == "*" {
-                        return Err("wildcards are not supported".into());
+                        return Err(PathError::Wildcard);
                     }
                     segments.push(Segment::Key(name));
                     i = end;
@@ -74,7 +140,7 @@ impl Path {
                         .iter()
                         .position(|c| *c == ']')
                         .map(|p| p + i)
-                        .ok_or_else(|| "a `[` without its `]`".to_string())?;
+                        .ok_or(PathError::UnclosedBracket)?;
                     let inner: String = chars[i + 1..close].iter().collect();
                     let quoted = (inner.starts_with('\'') && inner.ends_with('\''))
                         || (inner.starts_with('"') && inner.ends_with('"'));
@@ -83,13 +149,11 @@ impl Path {
                     } else if let Ok(index) = inner.parse::<usize>() {
                         segments.push(Segment::Index(index));
                     } else {
-                        return Err(format!(
-                            "`[{inner}]` is not supported (only `[N]` and `['name']`)"
-                        ));
+                        return Err(PathError::UnsupportedBracket { inner });
                     }
                     i = close + 1;
                 }
-                other => return Err(format!("unexpected `{other}`")),
+                other => return Err(PathError::Unexpected { found: other }),
             }
         }
         Ok(Self {
@@ -125,21 +189,22 @@ impl Path {
     /// Puts `new` at this path inside `target` (a ResultPath): `$` replaces the whole
     /// target; missing objects on the way are created; a non-object on the way, or an
     /// index past an array's end, is an error.
-    pub fn set(&self, target: Value, new: Value) -> Result<Value, String> {
+    pub fn set(&self, target: Value, new: Value) -> Result<Value, PathError> {
         if self.root == Root::Context {
-            return Err(format!(
-                "`{}` cannot be written: it is the context object",
-                self.text
-            ));
+            return Err(PathError::ContextNotWritable {
+                path: self.text.clone(),
+            });
         }
         let mut target = target;
-        set_in(&mut target, &self.segments, new)
-            .map_err(|at| format!("ResultPath `{}` cannot be applied: {at}", self.text))?;
+        set_in(&mut target, &self.segments, new).map_err(|problem| PathError::CannotSet {
+            path: self.text.clone(),
+            problem,
+        })?;
         Ok(target)
     }
 }
 
-fn set_in(slot: &mut Value, segments: &[Segment], new: Value) -> Result<(), String> {
+fn set_in(slot: &mut Value, segments: &[Segment], new: Value) -> Result<(), SetProblem> {
     let Some((first, rest)) = segments.split_first() else {
         *slot = new;
         return Ok(());
@@ -150,19 +215,19 @@ fn set_in(slot: &mut Value, segments: &[Segment], new: Value) -> Result<(), Stri
                 *slot = Value::Object(Map::new());
             }
             let Value::Object(map) = slot else {
-                return Err(format!("the value holding `{key}` is not an object"));
+                return Err(SetProblem::NotAnObject { key: key.clone() });
             };
             let child = map.entry(key.clone()).or_insert(Value::Null);
             set_in(child, rest, new)
         }
         Segment::Index(index) => {
             let Value::Array(items) = slot else {
-                return Err(format!("the value indexed by [{index}] is not an array"));
+                return Err(SetProblem::NotAnArray { index: *index });
             };
             let len = items.len();
             let child = items
                 .get_mut(*index)
-                .ok_or_else(|| format!("index [{index}] is past the end of an array of {len}"))?;
+                .ok_or(SetProblem::PastTheEnd { index: *index, len })?;
             set_in(child, rest, new)
         }
     }

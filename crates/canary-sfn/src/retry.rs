@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::definition::ResultPath;
+use crate::result_path::ResultPath;
 
 /// The wildcard name.
 pub(crate) const ALL: &str = "States.ALL";
@@ -141,7 +141,7 @@ impl Catcher {
         let Some(Value::String(next)) = map.get("Next") else {
             return Err("a Catch clause needs a `Next` string".into());
         };
-        let result_path = ResultPath::parse(map.get("ResultPath"))?;
+        let result_path = ResultPath::parse(map.get("ResultPath")).map_err(|e| e.to_string())?;
         Ok(Self {
             error_equals,
             result_path,

@@ -27,7 +27,7 @@ pub(crate) enum TemplateError {
     Path {
         field: String,
         path: String,
-        reason: String,
+        reason: crate::path::PathError,
     },
     /// `field` holds an intrinsic function or a non-string.
     Invalid { field: String, message: String },
