@@ -53,3 +53,18 @@ pub fn deploy_document(image: &str) -> Value {
     }
     doc
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_document_is_the_seed_deploy_json_with_its_artifacts_and_it_is_valid() {
+        let doc = deploy_document(&image(2));
+        assert_eq!(doc["container_image"], Value::from(image(2)));
+        assert_eq!(doc["check_interval"], Value::from(CHECK_INTERVAL));
+        assert_eq!(doc["microservice_name"], Value::from(SERVICE));
+        let spec = canary_core::DeploySpec::parse(&doc, None);
+        assert!(spec.is_ok(), "{spec:?}");
+    }
+}
