@@ -1,35 +1,173 @@
 //! The fixed `errorType` names that Lambda functions return and that the state
 //! machine's Retry and Catch clauses match on. The runtime's default names (Rust type
-//! names) are not stable, so every error a handler returns carries one of these.
+//! names) are not stable, so every error a handler returns carries one of these, as an
+//! [`ErrorName`]; the string constants are the same names for the adapter crates.
+
+/// Every error name our functions can return, as a type: a handler's error carries one
+/// of these, so a misspelt name does not compile. [`ErrorName::as_str`] (and `Display`)
+/// give the exact string the state machine's Retry and Catch clauses match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorName {
+    /// deploy.json or the template is invalid. Raised before the lock is taken.
+    InvalidInput,
+    /// Another execution holds the per-service lock: touch nothing.
+    ServiceLocked,
+    /// Our lock token is no longer the holder (someone broke the lock): touch nothing.
+    LockLost,
+    /// The Kubernetes API server answered 5xx or 429, timed out or could not be reached.
+    KubeTransient,
+    /// The Kubernetes API server refused a request (4xx other than 409 and 429).
+    KubeError,
+    /// The route object kept changing under us (409 after re-reading).
+    RouteConflict,
+    /// The new Deployment did not become ready before its deadline.
+    CanaryNotReady,
+    /// Someone asked the running deployment to stop (`canary abort`): roll back.
+    Aborted,
+    /// CloudWatch throttled or failed.
+    MetricsTransient,
+    /// CloudWatch refused the query.
+    MetricsError,
+    /// S3 throttled or failed.
+    StoreTransient,
+    /// S3 refused, or a record is missing or corrupt.
+    StoreError,
+    /// A bug: an invariant did not hold.
+    Internal,
+}
+
+impl ErrorName {
+    /// Every name, in the order of the state machine's documentation.
+    pub const ALL: [ErrorName; 13] = [
+        Self::InvalidInput,
+        Self::ServiceLocked,
+        Self::LockLost,
+        Self::KubeTransient,
+        Self::KubeError,
+        Self::RouteConflict,
+        Self::CanaryNotReady,
+        Self::Aborted,
+        Self::MetricsTransient,
+        Self::MetricsError,
+        Self::StoreTransient,
+        Self::StoreError,
+        Self::Internal,
+    ];
+
+    /// The exact `errorType` string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "InvalidInput",
+            Self::ServiceLocked => "ServiceLocked",
+            Self::LockLost => "LockLost",
+            Self::KubeTransient => "KubeTransient",
+            Self::KubeError => "KubeError",
+            Self::RouteConflict => "RouteConflict",
+            Self::CanaryNotReady => "CanaryNotReady",
+            Self::Aborted => "Aborted",
+            Self::MetricsTransient => "MetricsTransient",
+            Self::MetricsError => "MetricsError",
+            Self::StoreTransient => "StoreTransient",
+            Self::StoreError => "StoreError",
+            Self::Internal => "Internal",
+        }
+    }
+
+    /// The name whose string is `name`, if it is one of ours.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.as_str() == name)
+    }
+
+    /// Worth retrying with backoff before giving up.
+    pub const fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::KubeTransient
+                | Self::RouteConflict
+                | Self::MetricsTransient
+                | Self::StoreTransient
+        )
+    }
+
+    /// After this error the state machine must not touch the service at all.
+    pub const fn is_hands_off(self) -> bool {
+        matches!(self, Self::ServiceLocked | Self::LockLost)
+    }
+}
+
+impl std::fmt::Display for ErrorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AsRef<str> for ErrorName {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<ErrorName> for String {
+    fn from(name: ErrorName) -> Self {
+        name.as_str().to_owned()
+    }
+}
+
+impl PartialEq<&str> for ErrorName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl serde::Serialize for ErrorName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ErrorName {
+    type Err = UnknownErrorName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_name(s).ok_or_else(|| UnknownErrorName(s.to_owned()))
+    }
+}
+
+/// A string that is not one of our error names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an error name of eks-canary")]
+pub struct UnknownErrorName(pub String);
+
+// The names as strings, for the crates that compare `error_type()` strings.
 
 /// deploy.json or the template is invalid. Raised before the lock is taken.
-pub const INVALID_INPUT: &str = "InvalidInput";
+pub const INVALID_INPUT: &str = ErrorName::InvalidInput.as_str();
 /// Another execution holds the per-service lock: touch nothing.
-pub const SERVICE_LOCKED: &str = "ServiceLocked";
+pub const SERVICE_LOCKED: &str = ErrorName::ServiceLocked.as_str();
 /// Our lock token is no longer the holder (someone broke the lock): touch nothing.
-pub const LOCK_LOST: &str = "LockLost";
+pub const LOCK_LOST: &str = ErrorName::LockLost.as_str();
 /// The Kubernetes API server answered 5xx or 429, timed out or could not be reached.
-pub const KUBE_TRANSIENT: &str = "KubeTransient";
+pub const KUBE_TRANSIENT: &str = ErrorName::KubeTransient.as_str();
 /// The Kubernetes API server refused a request (4xx other than 409 and 429).
-pub const KUBE_ERROR: &str = "KubeError";
+pub const KUBE_ERROR: &str = ErrorName::KubeError.as_str();
 /// The route object kept changing under us (409 after re-reading).
-pub const ROUTE_CONFLICT: &str = "RouteConflict";
+pub const ROUTE_CONFLICT: &str = ErrorName::RouteConflict.as_str();
 /// The new Deployment did not become ready before its deadline.
-pub const CANARY_NOT_READY: &str = "CanaryNotReady";
+pub const CANARY_NOT_READY: &str = ErrorName::CanaryNotReady.as_str();
 /// Someone asked the running deployment to stop (`canary abort`): roll back.
-pub const ABORTED: &str = "Aborted";
+pub const ABORTED: &str = ErrorName::Aborted.as_str();
 /// CloudWatch throttled or failed.
-pub const METRICS_TRANSIENT: &str = "MetricsTransient";
+pub const METRICS_TRANSIENT: &str = ErrorName::MetricsTransient.as_str();
 /// CloudWatch refused the query.
-pub const METRICS_ERROR: &str = "MetricsError";
+pub const METRICS_ERROR: &str = ErrorName::MetricsError.as_str();
 /// S3 throttled or failed.
-pub const STORE_TRANSIENT: &str = "StoreTransient";
+pub const STORE_TRANSIENT: &str = ErrorName::StoreTransient.as_str();
 /// S3 refused, or a record is missing or corrupt.
-pub const STORE_ERROR: &str = "StoreError";
+pub const STORE_ERROR: &str = ErrorName::StoreError.as_str();
 /// A bug: an invariant did not hold.
-pub const INTERNAL: &str = "Internal";
+pub const INTERNAL: &str = ErrorName::Internal.as_str();
 
-/// Every error name our functions can return.
+/// Every error name our functions can return (the strings of [`ErrorName::ALL`]).
 pub const ALL: &[&str] = &[
     INVALID_INPUT,
     SERVICE_LOCKED,
@@ -57,6 +195,13 @@ pub const TRANSIENT: &[&str] = &[
 /// Errors after which the state machine must not touch the service at all.
 pub const HANDS_OFF: &[&str] = &[SERVICE_LOCKED, LOCK_LOST];
 
+/// "aborted by <who>: <why>": how an abort request reads wherever it is shown (the
+/// verdict of a health check, the `Aborted` error of the other tasks, the rollback's
+/// reason).
+pub fn aborted_by(by: &str, reason: &str) -> String {
+    format!("aborted by {by}: {reason}")
+}
+
 /// The message of an error's `Cause` as a person should read it. When a Lambda function
 /// fails, Step Functions puts the function's whole error payload in `Cause`, as JSON
 /// text (`{"errorType": "...", "errorMessage": "..."}`); this returns the message. Any
@@ -74,8 +219,8 @@ pub fn readable_cause(cause: &str) -> String {
 
 /// The `Cause` Step Functions records for a Lambda function error: the error payload as
 /// JSON text.
-pub fn lambda_cause(error_type: &str, message: &str) -> String {
-    serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string()
+pub fn lambda_cause(error_type: impl AsRef<str>, message: &str) -> String {
+    serde_json::json!({ "errorType": error_type.as_ref(), "errorMessage": message }).to_string()
 }
 
 #[cfg(test)]
@@ -88,5 +233,36 @@ mod tests {
         assert_eq!(readable_cause(&payload), "web-2 cannot become ready");
         assert_eq!(readable_cause("plain words"), "plain words");
         assert_eq!(readable_cause(r#"{"other": 1}"#), r#"{"other": 1}"#);
+    }
+
+    #[test]
+    fn every_error_name_reads_back_as_itself_and_the_string_lists_agree() {
+        for name in ErrorName::ALL {
+            assert_eq!(ErrorName::from_name(name.as_str()), Some(name));
+            assert_eq!(name.to_string(), name.as_str());
+        }
+        let strings: Vec<&str> = ErrorName::ALL.iter().map(|n| n.as_str()).collect();
+        assert_eq!(strings, ALL);
+        let transient: Vec<&str> = ErrorName::ALL
+            .iter()
+            .filter(|n| n.is_transient())
+            .map(|n| n.as_str())
+            .collect();
+        assert_eq!(transient, TRANSIENT);
+        let hands_off: Vec<&str> = ErrorName::ALL
+            .iter()
+            .filter(|n| n.is_hands_off())
+            .map(|n| n.as_str())
+            .collect();
+        assert_eq!(hands_off, HANDS_OFF);
+        assert!("Abortd".parse::<ErrorName>().is_err());
+    }
+
+    #[test]
+    fn an_abort_reads_aborted_by_who_and_why() {
+        assert_eq!(
+            aborted_by("ana", "bad latency"),
+            "aborted by ana: bad latency"
+        );
     }
 }

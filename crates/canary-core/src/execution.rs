@@ -6,21 +6,19 @@
 //! The document stays small (a few kilobytes; Step Functions caps it at 256 KB): the
 //! rendered manifest lives in S3, only its key is kept here, and only the last verdict.
 //!
-//! The decisions (what comes after a shift, a check, a readiness probe) are pure
-//! functions here, so the state machine definition stays a thin loop and the maths is
-//! tested without a cluster.
+//! The decisions (what comes after a readiness probe, a shift, a check, a rollback) are
+//! in `decide/`, one file each; this file holds the data and its constructor.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::spec::{DeploySpec, TrafficProvider};
-use crate::verdict::{Verdict, VerdictStatus};
+use crate::verdict::Verdict;
 
 /// The key under which the tasks keep their state in the execution document.
 pub const DEPLOYMENT_KEY: &str = "deployment";
 
-/// How often the state machine polls a Deployment's readiness, in seconds.
-pub const READY_POLL_SECONDS: u64 = 10;
+pub use crate::timing::READY_POLL_SECONDS;
 
 /// What the state machine does after the current task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,100 +119,123 @@ pub struct RouteRef {
     pub name: String,
 }
 
+/// Everything render-template knows when a deployment starts: the versions it decided,
+/// the route it found in the template, the lock it took and where it kept the manifest
+/// and the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Start {
+    /// The execution that owns this deployment (and the lock).
+    pub execution: String,
+    /// The version being deployed.
+    pub canary_version: u32,
+    /// The version serving traffic now; `None` on a first deployment.
+    pub stable_version: Option<u32>,
+    /// The stable version's image, for the record.
+    pub stable_image: Option<String>,
+    /// The traffic provider of the rendered template.
+    pub provider: TrafficProvider,
+    /// The route object that carries the weights.
+    pub route: RouteRef,
+    /// The lock token.
+    pub lock_token: String,
+    /// The S3 key of the rendered manifest.
+    pub manifest_key: Option<String>,
+    /// The S3 key of the deployment's record.
+    pub record_key: Option<String>,
+}
+
 impl Deployment {
+    /// A deployment that starts at `now`: the weights of the schedule (straight to 100
+    /// on a first deployment), nothing applied yet, and `next = apply`.
+    pub fn start(spec: &DeploySpec, start: Start, now: i64) -> Self {
+        let first = start.stable_version.is_none();
+        Self {
+            execution: start.execution,
+            canary_version: start.canary_version,
+            stable_version: start.stable_version,
+            stable_image: start.stable_image,
+            provider: start.provider,
+            route: start.route,
+            schedule: crate::schedule::schedule(spec, first),
+            step: 0,
+            weight: 0,
+            max_weight: 0,
+            lock_token: start.lock_token,
+            manifest_key: start.manifest_key,
+            record_key: start.record_key,
+            started_at: now,
+            ready_deadline: spec.ready_deadline(now),
+            step_started_at: None,
+            checks: 0,
+            holds: 0,
+            verdict: None,
+            next: Next::Apply,
+            wait_seconds: 0,
+            outcome: None,
+        }
+    }
+
     /// True when there is no stable version: the new version goes straight to 100%.
     pub fn is_first(&self) -> bool {
         self.stable_version.is_none()
     }
 
-    /// The weight the next shift applies, or `None` when the schedule is done.
-    pub fn next_weight(&self) -> Option<u8> {
-        self.schedule.get(self.step).copied()
+    /// `<service>-<version>` of the canary.
+    pub fn canary_name(&self, service: &str) -> String {
+        crate::labels::versioned_name(service, self.canary_version)
     }
+}
 
-    /// After deploy-canary applied the objects: wait for readiness.
-    pub fn after_apply(&mut self) {
-        self.next = Next::WaitReady;
-        self.wait_seconds = READY_POLL_SECONDS;
-    }
+/// The error a Catch clause put in the document (`{"Error", "Cause"}`), with the cause
+/// reduced to its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaughtError {
+    /// The error name (ours, or one of Step Functions' `States.*`).
+    pub error: String,
+    /// What went wrong, as a person should read it.
+    pub cause: String,
+}
 
-    /// After a readiness probe. `ready` is whether the new Deployment is ready now.
-    pub fn after_ready_probe(&mut self, ready: bool) {
-        if ready {
-            self.next = Next::Shift;
-            self.wait_seconds = 0;
-        } else {
-            self.after_apply();
-        }
+impl CaughtError {
+    /// The caught error of a task input, if a Catch clause added one.
+    pub fn of_document(value: &Value) -> Option<Self> {
+        let e = value.get(ERROR_KEY)?;
+        let text = |k: &str| {
+            e.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Some(Self {
+            error: text("Error"),
+            cause: crate::errors::readable_cause(&text("Cause")),
+        })
     }
+}
 
-    /// After shift-weights applied `self.schedule[self.step]` at time `now`.
-    pub fn after_shift(&mut self, spec: &DeploySpec, now: i64) {
-        self.weight = self.next_weight().unwrap_or(100);
-        self.max_weight = self.max_weight.max(self.weight);
-        self.step += 1;
-        self.step_started_at = Some(now);
-        self.holds = 0;
-        if self.is_first() {
-            // Nothing to compare with and nothing to roll back to: a first deployment
-            // is promoted once it is ready and routed.
-            self.next = Next::Promote;
-            self.wait_seconds = 0;
-            return;
-        }
-        self.next = Next::Check;
-        self.wait_seconds = spec.check_interval().min(self.step_duration(spec));
-    }
-
-    /// How long the canary stays at the current weight: `wait_time`, or `bake_time` at 100%.
-    pub fn step_duration(&self, spec: &DeploySpec) -> u64 {
-        if self.weight >= 100 {
-            spec.bake_time()
-        } else {
-            spec.wait_time
-        }
-    }
-
-    /// After a health check at time `now` with `verdict`.
-    pub fn after_check(&mut self, spec: &DeploySpec, verdict: Verdict, now: i64) {
-        self.checks += 1;
-        let status = verdict.status;
-        self.verdict = Some(verdict);
-        match status {
-            VerdictStatus::Unhealthy => {
-                self.next = Next::Rollback;
-                self.wait_seconds = 0;
-                return;
-            }
-            VerdictStatus::Hold => {
-                self.holds += 1;
-                if self.holds > spec.health.max_holds {
-                    // The verdict's reason already says why; the handler turns it into
-                    // the rollback cause.
-                    self.next = Next::Rollback;
-                    self.wait_seconds = 0;
-                    return;
-                }
-            }
-            VerdictStatus::Healthy => self.holds = 0,
-        }
-        let elapsed = now
-            .saturating_sub(self.step_started_at.unwrap_or(now))
-            .max(0) as u64;
-        let duration = self.step_duration(spec);
-        if status == VerdictStatus::Healthy && elapsed >= duration {
-            self.next = if self.weight >= 100 {
-                Next::Promote
-            } else {
-                Next::Shift
-            };
-            self.wait_seconds = 0;
-        } else {
-            self.next = Next::Check;
-            let left = duration.saturating_sub(elapsed).max(1);
-            self.wait_seconds = spec.check_interval().min(left).max(1);
-        }
-    }
+/// Why an execution document could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// The document is not a JSON object.
+    #[error("the execution document must be a JSON object, got {got}")]
+    NotAnObject {
+        /// What it is instead (`an array`, `null`, ...).
+        got: &'static str,
+    },
+    /// `deployment` does not hold a valid deployment state.
+    #[error("field `{DEPLOYMENT_KEY}` is not a valid deployment state: {source}")]
+    InvalidDeployment {
+        /// What serde found wrong.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The deployment state could not be serialized.
+    #[error("field `{DEPLOYMENT_KEY}` could not be serialized: {source}")]
+    Serialize {
+        /// What serde found wrong.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// The execution document: deploy.json's fields plus `deployment`.
@@ -228,18 +249,18 @@ pub struct ExecutionDocument {
 
 impl ExecutionDocument {
     /// Splits a state machine input or task result into deploy.json and `deployment`.
-    pub fn from_value(value: Value) -> Result<Self, String> {
+    pub fn from_value(value: Value) -> Result<Self, DocumentError> {
         let Value::Object(mut spec) = value else {
-            return Err(format!(
-                "the execution document must be a JSON object, got {}",
-                kind_of(&value)
-            ));
+            return Err(DocumentError::NotAnObject {
+                got: kind_of(&value),
+            });
         };
         let deployment = match spec.remove(DEPLOYMENT_KEY) {
             None | Some(Value::Null) => None,
-            Some(raw) => Some(serde_json::from_value(raw).map_err(|e| {
-                format!("field `{DEPLOYMENT_KEY}` is not a valid deployment state: {e}")
-            })?),
+            Some(raw) => Some(
+                serde_json::from_value(raw)
+                    .map_err(|source| DocumentError::InvalidDeployment { source })?,
+            ),
         };
         // Fields that Catch clauses add (`error`) are not part of deploy.json.
         spec.remove(ERROR_KEY);
@@ -247,16 +268,14 @@ impl ExecutionDocument {
     }
 
     /// The document as the next state receives it.
-    pub fn to_value(&self) -> Value {
+    pub fn to_value(&self) -> Result<Value, DocumentError> {
         let mut map = self.spec.clone();
         if let Some(d) = &self.deployment {
-            // A Deployment always serializes (plain data, string keys).
-            map.insert(
-                DEPLOYMENT_KEY.into(),
-                serde_json::to_value(d).unwrap_or(Value::Null),
-            );
+            let d =
+                serde_json::to_value(d).map_err(|source| DocumentError::Serialize { source })?;
+            map.insert(DEPLOYMENT_KEY.into(), d);
         }
-        Value::Object(map)
+        Ok(Value::Object(map))
     }
 }
 

@@ -1,8 +1,19 @@
 //! The pure core of eks-canary: the deploy.json contract and its validation, template
-//! rendering, the weight schedule, verdict maths, the execution document and the error
-//! names shared with the state machine. No AWS, no Kubernetes client, no I/O.
+//! rendering, each traffic provider's route shape, the weight schedule, verdict maths,
+//! the decisions (what comes next), the execution document and the error names shared
+//! with the state machine. No AWS, no Kubernetes client, no I/O.
+//!
+//! Where to look: `spec/` (deploy.json), `render.rs`, `provider/` (one file per traffic
+//! provider), `schedule.rs` (weights and the plan), `verdict.rs` (numbers → verdict),
+//! `decide/` (verdict, readiness, holds, rollback → next step), `execution.rs` (the
+//! document the tasks pass along), `errors.rs` (the error names), `timing.rs`,
+//! `names.rs`, `labels.rs`, `clock.rs`.
+//!
+//! Modules depend one way: `timing`, `names`, `labels`, `errors` ← `provider`, `spec`
+//! ← `schedule`, `verdict`, `render` ← `execution` ← `decide`.
 
 pub mod clock;
+pub mod decide;
 pub mod errors;
 pub mod execution;
 pub mod labels;
@@ -11,9 +22,14 @@ pub mod provider;
 pub mod render;
 pub mod schedule;
 pub mod spec;
+pub mod timing;
 pub mod verdict;
 
-pub use execution::{Deployment, ExecutionDocument, Next, Outcome, OutcomeStatus, RouteRef};
+pub use errors::ErrorName;
+pub use execution::{
+    CaughtError, Deployment, DocumentError, ExecutionDocument, Next, Outcome, OutcomeStatus,
+    RouteRef, Start,
+};
 pub use render::{RenderError, RenderParams, Rendered, RenderedObject, Scope};
 
 pub use spec::{

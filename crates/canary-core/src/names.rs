@@ -5,103 +5,128 @@
 //! structure of a template (no spaces, quotes, colons followed by space, `#`, brackets,
 //! newlines, or YAML keywords).
 
+/// What is wrong with a name or an image reference, as a sentence fragment that
+/// follows the field's name ("must not be empty", "has an invalid tag `x`").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{problem}")]
+pub struct NameError {
+    /// The fragment, quoting the offending part of the value.
+    pub problem: String,
+}
+
+impl NameError {
+    fn new(problem: impl Into<String>) -> Self {
+        Self {
+            problem: problem.into(),
+        }
+    }
+}
+
 /// Words that YAML reads as something other than a string when they stand alone.
 const YAML_WORDS: &[&str] = &["null", "true", "false", "yes", "no", "on", "off", "y", "n"];
 
 /// An RFC 1123 label: lowercase letters, digits and `-`, starting and ending with a
 /// letter or digit, at most `max` characters.
-pub fn check_dns_label(s: &str, max: usize) -> Result<(), String> {
+pub fn check_dns_label(s: &str, max: usize) -> Result<(), NameError> {
     if s.is_empty() {
-        return Err("must not be empty".into());
+        return Err(NameError::new("must not be empty"));
     }
     if s.len() > max {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "is {} characters long; at most {max} are allowed",
             s.len()
-        ));
+        )));
     }
     if let Some(c) = s
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
     {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "must be an RFC 1123 label (lowercase letters, digits and `-`); `{}` is not allowed",
             c.escape_default()
-        ));
+        )));
     }
     if s.starts_with('-') || s.ends_with('-') {
-        return Err("must start and end with a letter or a digit (RFC 1123 label)".into());
-    }
-    if YAML_WORDS.contains(&s) {
-        return Err(format!(
-            "`{s}` is a YAML keyword and would not be read as a name"
+        return Err(NameError::new(
+            "must start and end with a letter or a digit (RFC 1123 label)",
         ));
     }
+    if YAML_WORDS.contains(&s) {
+        return Err(NameError::new(format!(
+            "`{s}` is a YAML keyword and would not be read as a name"
+        )));
+    }
     if s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("must contain a letter: YAML would read an all-digit name as a number".into());
+        return Err(NameError::new(
+            "must contain a letter: YAML would read an all-digit name as a number",
+        ));
     }
     Ok(())
 }
 
 /// A microservice name: an RFC 1035 label (a Service name must start with a letter) that
 /// leaves room for `-<version>` within 63 characters, up to version `max_version`.
-pub fn check_service_name(s: &str, max_version: u32) -> Result<(), String> {
+pub fn check_service_name(s: &str, max_version: u32) -> Result<(), NameError> {
     let room = 63 - 1 - max_version.to_string().len();
     check_dns_label(s, room).map_err(|e| {
         if s.len() > room {
-            format!("{e}, so that `{s}-<version>` still fits in 63 characters")
+            NameError::new(format!(
+                "{e}, so that `{s}-<version>` still fits in 63 characters"
+            ))
         } else {
             e
         }
     })?;
     if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err(
-            "must start with a lowercase letter (Service names are RFC 1035 labels)".into(),
-        );
+        return Err(NameError::new(
+            "must start with a lowercase letter (Service names are RFC 1035 labels)",
+        ));
     }
     Ok(())
 }
 
 /// An EKS cluster name: 1-100 characters, letters, digits, `-` and `_`, starting with a
 /// letter or digit.
-pub fn check_cluster_name(s: &str) -> Result<(), String> {
+pub fn check_cluster_name(s: &str) -> Result<(), NameError> {
     if s.is_empty() || s.len() > 100 {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "must be 1 to 100 characters long (EKS rule), not {}",
             s.len()
-        ));
+        )));
     }
     if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err("must start with a letter or a digit (EKS rule)".into());
+        return Err(NameError::new(
+            "must start with a letter or a digit (EKS rule)",
+        ));
     }
     if let Some(c) = s
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
     {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "may only hold letters, digits, `-` and `_` (EKS rule); `{}` is not allowed",
             c.escape_default()
-        ));
+        )));
     }
     Ok(())
 }
 
 /// A container image reference: `[host[:port]/]path[:tag][@algorithm:hex]`.
-pub fn check_image(s: &str) -> Result<(), String> {
+pub fn check_image(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
-        return Err("must not be empty".into());
+        return Err(NameError::new("must not be empty"));
     }
     if s.len() > 1024 {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "is {} characters long; at most 1024 are allowed",
             s.len()
-        ));
+        )));
     }
     if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "must not contain whitespace or control characters (found `{}`)",
             c.escape_default()
-        ));
+        )));
     }
     let (name_tag, digest) = match s.split_once('@') {
         Some((n, d)) => (n, Some(d)),
@@ -122,13 +147,13 @@ pub fn check_image(s: &str) -> Result<(), String> {
             && t.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         if !ok {
-            return Err(format!(
+            return Err(NameError::new(format!(
                 "has an invalid tag `{t}` (letters, digits, `_`, `.`, `-`; at most 128)"
-            ));
+            )));
         }
     }
     if name.is_empty() {
-        return Err("has no repository name".into());
+        return Err(NameError::new("has no repository name"));
     }
     let mut parts: Vec<&str> = name.split('/').collect();
     let first = parts[0];
@@ -144,7 +169,7 @@ pub fn check_image(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_host(h: &str) -> Result<(), String> {
+fn check_host(h: &str) -> Result<(), NameError> {
     let (host, port) = match h.rsplit_once(':') {
         Some((host, port)) => (host, Some(port)),
         None => (h, None),
@@ -152,7 +177,9 @@ fn check_host(h: &str) -> Result<(), String> {
     if let Some(p) = port
         && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(format!("has an invalid registry port `{p}`"));
+        return Err(NameError::new(format!(
+            "has an invalid registry port `{p}`"
+        )));
     }
     let ok = !host.is_empty()
         && host.split('.').all(|l| {
@@ -164,15 +191,17 @@ fn check_host(h: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("has an invalid registry host `{host}`"))
+        Err(NameError::new(format!(
+            "has an invalid registry host `{host}`"
+        )))
     }
 }
 
-fn check_path_component(p: &str) -> Result<(), String> {
+fn check_path_component(p: &str) -> Result<(), NameError> {
     let bad = || {
-        Err(format!(
+        Err(NameError::new(format!(
             "has an invalid repository path component `{p}` (lowercase letters and digits, separated by `.`, `_`, `__` or `-`)"
-        ))
+        )))
     };
     if p.is_empty() || !p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
         return bad();
@@ -189,11 +218,11 @@ fn check_path_component(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_digest(d: &str) -> Result<(), String> {
+fn check_digest(d: &str) -> Result<(), NameError> {
     let Some((algo, hex)) = d.split_once(':') else {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "has an invalid digest `{d}` (expected `sha256:<64 hex digits>`)"
-        ));
+        )));
     };
     let algo_ok = !algo.is_empty()
         && algo.chars().all(|c| {
@@ -207,9 +236,9 @@ fn check_digest(d: &str) -> Result<(), String> {
     if algo_ok && hex_ok && len_ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(NameError::new(format!(
             "has an invalid digest `{d}` (expected `sha256:<64 hex digits>`)"
-        ))
+        )))
     }
 }
 
@@ -266,7 +295,7 @@ mod tests {
         assert!(check_service_name(&long, 99_999).is_ok());
         let too_long = "a".repeat(58);
         let err = check_service_name(&too_long, 99_999).unwrap_err();
-        assert!(err.contains("63"), "{err}");
+        assert!(err.to_string().contains("63"), "{err}");
         assert!(check_service_name("1abc", 99_999).is_err());
     }
 

@@ -1,4 +1,5 @@
-//! The weight schedule: which canary weights a deployment goes through.
+//! The weight schedule: which canary weights a deployment goes through, and the plan
+//! (when each weight is applied, how many checks run, the worst reaction time).
 
 use crate::spec::DeploySpec;
 
@@ -29,48 +30,7 @@ pub fn from_percentage_step(step: u8) -> Vec<u8> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentage_step_ten_gives_ten_steps() {
-        assert_eq!(
-            from_percentage_step(10),
-            vec![10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
-        );
-    }
-
-    #[test]
-    fn percentage_step_thirty_ends_with_a_short_step_to_100() {
-        assert_eq!(from_percentage_step(30), vec![30, 60, 90, 100]);
-    }
-
-    #[test]
-    fn percentage_step_of_100_or_more_is_one_step() {
-        assert_eq!(from_percentage_step(100), vec![100]);
-        assert_eq!(from_percentage_step(0), vec![100]);
-    }
-
-    #[test]
-    fn every_step_size_is_strictly_increasing_and_ends_at_100() {
-        for step in 1..=100u8 {
-            let s = from_percentage_step(step);
-            assert_eq!(s.last(), Some(&100));
-            assert!(s.windows(2).all(|w| w[0] < w[1]), "{step}: {s:?}");
-            assert_eq!(s.len(), 100usize.div_ceil(step as usize));
-        }
-    }
-}
-
-/// The period of the metrics the health check reads (CloudWatch metric filters publish
-/// one datapoint a minute).
-pub const METRIC_PERIOD_SECS: u64 = 60;
-
-/// How long after a failure starts its first datapoint can be read, at worst: the
-/// metric period it falls in, and then the period's publication (CloudWatch Logs metric
-/// filters publish a minute's datapoint after the minute ends).
-pub const METRIC_VISIBILITY_SECS: u64 = 2 * METRIC_PERIOD_SECS;
+pub use crate::timing::{METRIC_PERIOD_SECS, METRIC_VISIBILITY_SECS};
 
 /// One step of a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +100,7 @@ pub fn plan(spec: &DeploySpec) -> Plan {
     let checks: u64 = steps.iter().map(|s| s.checks).sum();
     let ready_polls = spec
         .ready_timeout
-        .div_ceil(crate::execution::READY_POLL_SECONDS);
+        .div_ceil(crate::timing::READY_POLL_SECONDS);
     let shifts = steps.len() as u64;
     // Start, render, deploy, the loops, cleanup, end: a fixed part and a part per loop.
     let history_events = 20 + EVENTS_PER_LOOP * (checks + ready_polls + shifts);
@@ -153,5 +113,39 @@ pub fn plan(spec: &DeploySpec) -> Plan {
         check_interval_secs: interval,
         worst_unnoticed_secs: interval + METRIC_VISIBILITY_SECS,
         original_worst_unnoticed_secs: spec.wait_time + METRIC_VISIBILITY_SECS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentage_step_ten_gives_ten_steps() {
+        assert_eq!(
+            from_percentage_step(10),
+            vec![10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+        );
+    }
+
+    #[test]
+    fn percentage_step_thirty_ends_with_a_short_step_to_100() {
+        assert_eq!(from_percentage_step(30), vec![30, 60, 90, 100]);
+    }
+
+    #[test]
+    fn percentage_step_of_100_or_more_is_one_step() {
+        assert_eq!(from_percentage_step(100), vec![100]);
+        assert_eq!(from_percentage_step(0), vec![100]);
+    }
+
+    #[test]
+    fn every_step_size_is_strictly_increasing_and_ends_at_100() {
+        for step in 1..=100u8 {
+            let s = from_percentage_step(step);
+            assert_eq!(s.last(), Some(&100));
+            assert!(s.windows(2).all(|w| w[0] < w[1]), "{step}: {s:?}");
+            assert_eq!(s.len(), 100usize.div_ceil(step as usize));
+        }
     }
 }

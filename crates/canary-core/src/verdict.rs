@@ -44,6 +44,37 @@ pub struct Verdict {
     pub reason: String,
 }
 
+impl Verdict {
+    /// The verdict of a health check that found an abort request: unhealthy, no
+    /// numbers, and a reason that reads "aborted by <who>: <why>".
+    pub fn aborted(version: u32, by: &str, reason: &str) -> Self {
+        Self::without_numbers(
+            VerdictStatus::Unhealthy,
+            Some(version),
+            crate::errors::aborted_by(by, reason),
+        )
+    }
+
+    /// The verdict when health checks are switched off (nothing is queried): healthy,
+    /// with `why` as its reason.
+    pub fn checks_disabled(version: Option<u32>, why: impl Into<String>) -> Self {
+        Self::without_numbers(VerdictStatus::Healthy, version, why.into())
+    }
+
+    fn without_numbers(status: VerdictStatus, version: Option<u32>, reason: String) -> Self {
+        Self {
+            status,
+            errors: 0.0,
+            requests: None,
+            error_rate: None,
+            window_seconds: 0,
+            datapoints: 0,
+            version,
+            reason,
+        }
+    }
+}
+
 /// What a metrics source observed over the window.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observation {
@@ -150,5 +181,26 @@ fn num(v: f64) -> String {
     } else {
         let s = format!("{v:.2}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aborted_verdict_is_unhealthy_and_names_who_asked() {
+        let v = Verdict::aborted(8, "ana", "latency");
+        assert_eq!(v.status, VerdictStatus::Unhealthy);
+        assert_eq!(v.reason, "aborted by ana: latency");
+        assert_eq!(v.version, Some(8));
+        assert_eq!((v.errors, v.datapoints, v.window_seconds), (0.0, 0, 0));
+    }
+
+    #[test]
+    fn a_verdict_without_checks_is_healthy_with_the_given_reason() {
+        let v = Verdict::checks_disabled(None, "no metrics");
+        assert_eq!(v.status, VerdictStatus::Healthy);
+        assert_eq!(v.reason, "no metrics");
     }
 }

@@ -8,9 +8,7 @@ mod common;
 use canary_core::execution::{Deployment, Next, RouteRef};
 use canary_core::provider::appmesh::APP_MESH;
 use canary_core::verdict::judge;
-use canary_core::{
-    DeploySpec, NoDataPolicy, Observation, TrafficProvider, Verdict, VerdictStatus, schedule,
-};
+use canary_core::{DeploySpec, NoDataPolicy, Observation, Verdict, VerdictStatus, schedule};
 use common::*;
 use serde_json::json;
 

@@ -1,16 +1,23 @@
-//! Shared glue for the six Lambda functions: the services a handler uses (record store,
-//! metrics, cluster connection, clock), the error every handler returns (with a fixed
-//! `errorType` for the state machine), the execution document helpers, and the
-//! `lambda_runtime` loop with JSON logs.
+//! Lambda glue for the six functions: the services a handler uses (record store,
+//! metrics, cluster connection, clock; built once per cold start), the typed events
+//! (`event.rs`: the execution document as a [`Task`], render-template's
+//! [`RenderInput`]), the error every handler returns with its [`ErrorName`]
+//! (`error.rs`), the I/O sequences the handlers share (`actions.rs`: keep one version,
+//! remove a first deployment, finish a deployment), how a cluster is reached
+//! (`connect.rs`) and the `lambda_runtime` loop with JSON logs (`runtime.rs`).
 //!
 //! The handlers themselves live in their own crates (render-template, deploy-canary,
-//! shift-weights, health-check, rollback, cleanup): each is an `async fn(&Services,
-//! Value) -> Result<Value, HandlerError>`, called by its Lambda binary and, in-process,
-//! by the `canary` command's local executor.
+//! shift-weights, health-check, rollback, cleanup): each has a typed
+//! `run(&Services, Task) -> Result<Task, HandlerError>` and the JSON
+//! `handle(&Services, Value) -> HandlerResult` around it, called by its Lambda binary
+//! and, in-process, by the `canary` command's local executor.
+//!
+//! [`ErrorName`]: canary_core::ErrorName
 
+mod actions;
 mod connect;
-mod document;
 mod error;
+mod event;
 pub mod runtime;
 
 use std::sync::Arc;
@@ -19,9 +26,10 @@ use canary_core::clock::Clock;
 use canary_metrics::MetricsSource;
 use canary_store::DeploymentStore;
 
+pub use actions::{kinds_of_version, rerender};
 pub use connect::{ClusterConnector, EksConnector, FixedCluster};
-pub use document::{Task, kinds_of_version, rerender};
-pub use error::HandlerError;
+pub use error::{Cause, HandlerError};
+pub use event::{RenderInput, Task, handle_render, handle_task};
 
 /// Everything a handler talks to. Built once per cold start (or once per local run).
 #[derive(Debug, Clone)]
@@ -36,5 +44,5 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The result every handler returns.
+/// The result every handler's JSON entry point returns.
 pub type HandlerResult = Result<serde_json::Value, HandlerError>;

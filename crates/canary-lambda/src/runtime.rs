@@ -82,7 +82,7 @@ where
         async move {
             let result = handler(services, event.payload).await;
             if let Err(e) = &result {
-                tracing::error!(function = name, error_type = e.error_type, message = %e.message, "failed");
+                tracing::error!(function = name, error_type = e.error_type.as_str(), message = %e.message, "failed");
             }
             result
         }

@@ -10,12 +10,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use canary_core::clock::{Clock, ManualClock};
-use canary_core::errors;
+use canary_core::decide::rollback::error_rolls_back;
+use canary_core::errors::{self, ErrorName};
 use canary_core::execution::{
     Deployment, ExecutionDocument, Next, Outcome, OutcomeStatus, RouteRef,
 };
+use canary_core::provider::appmesh::APP_MESH;
 use canary_core::schedule::schedule;
-use canary_core::spec::{DeploySpec, TrafficProvider};
+use canary_core::spec::DeploySpec;
 use canary_core::verdict::{Verdict, VerdictStatus};
 use canary_sfn::{Execution, Executor, NoopObserver, Status, TaskError, TaskInvoker};
 use serde_json::{Value, json};
@@ -147,7 +149,7 @@ impl World {
             canary_version: if first { 1 } else { 8 },
             stable_version: if first { None } else { Some(7) },
             stable_image: None,
-            provider: TrafficProvider::AppMesh,
+            provider: APP_MESH,
             route: RouteRef {
                 api_version: "appmesh.k8s.aws/v1beta2".into(),
                 kind: "VirtualRouter".into(),
@@ -170,11 +172,12 @@ impl World {
             wait_seconds: 0,
             outcome: None,
         };
-        Ok(ExecutionDocument {
+        ExecutionDocument {
             spec: spec_map,
             deployment: Some(deployment),
         }
-        .to_value())
+        .to_value()
+        .map_err(internal)
     }
 
     fn handle(&self, resource: &str, input: Value) -> Result<Value, TaskError> {
@@ -266,7 +269,7 @@ impl World {
         if self.script.bogus_next_from == Some(resource) {
             d.next = Next::Done;
         }
-        Ok(doc.to_value())
+        doc.to_value().map_err(internal)
     }
 }
 
@@ -686,17 +689,46 @@ fn every_error_name_the_definition_matches_exists_and_every_error_is_handled() {
             || name.starts_with("Lambda.")
             || name.starts_with("Sandbox.");
         assert!(
-            aws || errors::ALL.contains(&name.as_str()),
+            aws || ErrorName::from_name(name).is_some(),
             "the definition matches `{name}`, which canary-core does not define"
         );
     }
-    for name in errors::ALL {
-        let explicit = named.contains(*name);
-        let left = LEFT_TO_STATES_ALL.contains(name);
+    for name in ErrorName::ALL.map(ErrorName::as_str) {
+        let explicit = named.contains(name);
+        let left = LEFT_TO_STATES_ALL.contains(&name);
         assert!(
             explicit != left,
             "`{name}` must be matched by name or left to States.ALL, exactly one of the two"
         );
+    }
+}
+
+#[test]
+fn after_the_render_every_error_that_core_says_rolls_back_is_caught_into_rollback() {
+    let definition = definition();
+    for (state_name, state) in tasks(&definition) {
+        if state_name == "RenderTemplate" || state_name == "Rollback" {
+            continue;
+        }
+        for name in ErrorName::ALL {
+            let target = state["Catch"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| {
+                    c["ErrorEquals"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|n| n == name.as_str() || n == "States.ALL")
+                })
+                .map(|c| c["Next"].as_str().unwrap());
+            assert_eq!(
+                target == Some("Rollback"),
+                error_rolls_back(name),
+                "{state_name} on {name}: caught into {target:?}"
+            );
+        }
     }
 }
 

@@ -1,37 +1,26 @@
 //! health-check: judges the canary from the metrics of the last
-//! `failure_threshold_time` seconds and decides what comes next: check again, shift,
-//! promote, or roll back. `canary abort` is honoured here: an abort request is an
-//! unhealthy verdict that names who asked.
+//! `failure_threshold_time` seconds and decides what comes next (check again, shift,
+//! promote, or roll back: `canary_core::decide::check`). `canary abort` is honoured
+//! here: an abort request is an unhealthy verdict that names who asked
+//! (`Verdict::aborted`).
 
-use canary_core::{Verdict, VerdictStatus};
-use canary_lambda::{HandlerResult, Services, Task};
+use canary_core::Verdict;
+use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task};
 use serde_json::Value;
 
-/// Runs the task.
+/// Runs the task on its JSON input.
 pub async fn handle(services: &Services, input: Value) -> HandlerResult {
-    let mut task = Task::from_value(input)?;
+    handle_task(input, |task| run(services, task)).await
+}
+
+/// Runs the task.
+pub async fn run(services: &Services, mut task: Task) -> Result<Task, HandlerError> {
     let svc = task.service_ref();
     let now = services.clock.now_secs();
+    let version = task.deployment.canary_version;
     let verdict = match services.store.abort_requested(&svc).await? {
-        Some(abort) => Verdict {
-            status: VerdictStatus::Unhealthy,
-            errors: 0.0,
-            requests: None,
-            error_rate: None,
-            window_seconds: 0,
-            datapoints: 0,
-            version: Some(task.deployment.canary_version),
-            reason: format!("aborted by {}: {}", abort.by, abort.reason),
-        },
-        None => {
-            canary_metrics::check(
-                services.metrics.as_ref(),
-                &task.spec,
-                task.deployment.canary_version,
-                now,
-            )
-            .await?
-        }
+        Some(abort) => Verdict::aborted(version, &abort.by, &abort.reason),
+        None => canary_metrics::check(services.metrics.as_ref(), &task.spec, version, now).await?,
     };
     let d = &task.deployment;
     services
@@ -46,5 +35,5 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
         )
         .await?;
     task.deployment.after_check(&task.spec, verdict, now);
-    Ok(task.into_value())
+    Ok(task)
 }

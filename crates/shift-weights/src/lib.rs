@@ -1,13 +1,18 @@
 //! shift-weights: moves the canary to the next weight of the schedule with one write to
 //! the route object (a first deployment creates the route with the new version at 100%),
-//! and notes the weight in the deployment's record.
+//! and notes the weight in the deployment's record. What follows a shift is decided in
+//! `canary_core::decide::shift`.
 
-use canary_lambda::{HandlerError, HandlerResult, Services, Task};
+use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task};
 use serde_json::Value;
 
-/// Runs the task.
+/// Runs the task on its JSON input.
 pub async fn handle(services: &Services, input: Value) -> HandlerResult {
-    let mut task = Task::from_value(input)?;
+    handle_task(input, |task| run(services, task)).await
+}
+
+/// Runs the task.
+pub async fn run(services: &Services, mut task: Task) -> Result<Task, HandlerError> {
     task.check_abort(services).await?;
     let Some(weight) = task.deployment.next_weight() else {
         return Err(HandlerError::internal(format!(
@@ -51,5 +56,5 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
             now,
         )
         .await?;
-    Ok(task.into_value())
+    Ok(task)
 }

@@ -1,74 +1,20 @@
-//! The execution document as a handler sees it: deploy.json (validated again, which is
-//! cheap and keeps every handler honest), the `deployment` state, and the `error` that a
-//! Catch clause added, if any.
+//! The I/O sequences the handlers share, as methods of [`Task`]: reach the deployment's
+//! cluster, honour an abort request, render the canary again, keep one version (all
+//! traffic to it with one route write, then another version's objects removed), remove
+//! a failed first deployment, and finish a deployment (record, state, lock). What to do
+//! is decided in `canary_core::decide`; these only carry it out.
 
-use canary_core::execution::{DEPLOYMENT_KEY, ERROR_KEY, Next, Outcome, OutcomeStatus};
+use canary_core::execution::OutcomeStatus;
+use canary_core::provider::Target;
 use canary_core::render::{self, RenderParams};
-use canary_core::{DeploySpec, Deployment, ExecutionDocument, Rendered, labels};
-use canary_kube::{Cluster, Target, TrafficRouter, router_for};
+use canary_core::{DeploySpec, Deployment, ErrorName, Rendered};
+use canary_kube::{Cluster, TrafficRouter, router_for};
 use canary_store::{DeploymentStore, Finish, ServiceRef};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::{HandlerError, HandlerResult, Services};
-
-/// A task's input, parsed.
-#[derive(Debug, Clone)]
-pub struct Task {
-    /// deploy.json, validated.
-    pub spec: DeploySpec,
-    /// deploy.json as given (returned unchanged).
-    pub raw: Map<String, Value>,
-    /// The deployment state.
-    pub deployment: Deployment,
-    /// `{Error, Cause}` from a Catch clause, when the state machine caught an error.
-    pub error: Option<(String, String)>,
-}
+use crate::{HandlerError, Services, Task};
 
 impl Task {
-    /// Parses a task input that must already hold a `deployment` (every task after
-    /// render-template).
-    pub fn from_value(value: Value) -> Result<Self, HandlerError> {
-        let error = value.get(ERROR_KEY).map(|e| {
-            let text = |k: &str| {
-                e.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            (
-                text("Error"),
-                canary_core::errors::readable_cause(&text("Cause")),
-            )
-        });
-        let doc = ExecutionDocument::from_value(value).map_err(HandlerError::invalid)?;
-        let Some(deployment) = doc.deployment else {
-            return Err(HandlerError::invalid(format!(
-                "the execution document has no `{DEPLOYMENT_KEY}`: render-template must run first"
-            )));
-        };
-        let spec = DeploySpec::parse(&Value::Object(doc.spec.clone()), None)?;
-        Ok(Self {
-            spec,
-            raw: doc.spec,
-            deployment,
-            error,
-        })
-    }
-
-    /// The document for the next state.
-    pub fn into_value(self) -> Value {
-        ExecutionDocument {
-            spec: self.raw,
-            deployment: Some(self.deployment),
-        }
-        .to_value()
-    }
-
-    /// The service, as the record store names it.
-    pub fn service_ref(&self) -> ServiceRef {
-        ServiceRef::from_spec(&self.spec)
-    }
-
     /// The canary's objects with the canary at `weight`.
     pub fn render(&self, weight: u8) -> Result<Rendered, HandlerError> {
         rerender(&self.spec, &self.deployment, weight)
@@ -87,16 +33,42 @@ impl Task {
     pub async fn check_abort(&self, services: &Services) -> Result<(), HandlerError> {
         match services.store.abort_requested(&self.service_ref()).await? {
             Some(a) => Err(HandlerError::new(
-                canary_core::errors::ABORTED,
-                format!("aborted by {}: {}", a.by, a.reason),
+                ErrorName::Aborted,
+                canary_core::errors::aborted_by(&a.by, &a.reason),
             )),
             None => Ok(()),
         }
     }
 
+    /// The router of this deployment's provider.
+    pub fn router(&self, cluster: Cluster) -> Box<dyn TrafficRouter> {
+        router_for(
+            self.deployment.provider,
+            cluster,
+            &self.spec.kubernetes_namespace,
+        )
+    }
+
+    /// Whether `version` still has a Deployment in the cluster.
+    pub async fn has_deployment(
+        &self,
+        cluster: &Cluster,
+        version: u32,
+    ) -> Result<bool, HandlerError> {
+        Ok(cluster
+            .get(
+                "apps/v1",
+                "Deployment",
+                &self.spec.kubernetes_namespace,
+                &self.name_of(version),
+            )
+            .await?
+            .is_some())
+    }
+
     /// Sends all traffic to version `keep` (one route write), then removes version
     /// `remove`'s objects (the kinds of its stored manifest and of this template).
-    pub async fn keep_only(
+    pub async fn keep_one_version(
         &self,
         services: &Services,
         cluster: &Cluster,
@@ -125,15 +97,39 @@ impl Task {
         Ok(())
     }
 
+    /// Removes every object of a failed first deployment, shared ones included (nothing
+    /// served before it).
+    pub async fn remove_first_deployment(
+        &self,
+        services: &Services,
+        cluster: &Cluster,
+    ) -> Result<(), HandlerError> {
+        let kinds = kinds_of_version(
+            &services.store,
+            &self.service_ref(),
+            self.deployment.canary_version,
+            self.render(0)?.kinds(),
+        )
+        .await?;
+        cluster
+            .delete_service(
+                &self.spec.kubernetes_namespace,
+                &self.spec.microservice_name,
+                &kinds,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Ends the deployment: writes the record and the service's state with `status` and
-    /// `reason` (which releases the lock), and returns the document with the outcome,
+    /// `reason` (which releases the lock), and returns the task with the outcome,
     /// `next = done` and the weight the canary is left with.
     pub async fn finish(
         mut self,
         services: &Services,
         status: OutcomeStatus,
         reason: String,
-    ) -> HandlerResult {
+    ) -> Result<Self, HandlerError> {
         let svc = self.service_ref();
         let d = &self.deployment;
         let finish = Finish {
@@ -152,42 +148,8 @@ impl Task {
             OutcomeStatus::RolledBack => services.store.finish_rolled_back(&svc, &finish).await?,
         };
         tracing::info!(?status, %reason, "deployment finished");
-        let d = &mut self.deployment;
-        d.weight = if status == OutcomeStatus::Promoted {
-            100
-        } else {
-            0
-        };
-        d.next = Next::Done;
-        d.wait_seconds = 0;
-        d.outcome = Some(Outcome { status, reason });
-        Ok(self.into_value())
-    }
-
-    /// The router of this deployment's provider.
-    pub fn router(&self, cluster: Cluster) -> Box<dyn TrafficRouter> {
-        router_for(
-            self.deployment.provider,
-            cluster,
-            &self.spec.kubernetes_namespace,
-        )
-    }
-
-    /// `<service>-<version>`.
-    pub fn name_of(&self, version: u32) -> String {
-        labels::versioned_name(&self.spec.microservice_name, version)
-    }
-
-    /// The route's targets with the canary at `weight` (the stable version takes the
-    /// rest; a first deployment has only the canary).
-    pub fn backends(&self, weight: u8) -> Vec<Target> {
-        let d = &self.deployment;
-        canary_core::provider::split_targets(
-            &self.spec.microservice_name,
-            d.stable_version,
-            d.canary_version,
-            weight,
-        )
+        self.deployment.finished(status, reason);
+        Ok(self)
     }
 }
 
@@ -210,7 +172,9 @@ pub fn rerender(
 }
 
 /// The kinds of objects that `version` was made of: from its stored manifest when there
-/// is one, together with `current` (the kinds of the template being deployed now).
+/// is one, together with `current` (the kinds of the template being deployed now). A
+/// stored manifest that is not YAML is a `StoreError` naming its key: deleting "nothing"
+/// would leave the version's objects behind without a word.
 pub async fn kinds_of_version(
     store: &DeploymentStore,
     service: &ServiceRef,
@@ -219,7 +183,12 @@ pub async fn kinds_of_version(
 ) -> Result<Vec<(String, String)>, HandlerError> {
     let mut kinds = current;
     if let Some(manifest) = store.manifest(service, version).await? {
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&manifest).unwrap_or_default();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&manifest).map_err(|e| {
+            let key = store.manifest_key(service, version);
+            HandlerError::caused_by(ErrorName::StoreError, e).context(&format!(
+                "the stored manifest `{key}` of version {version} is not YAML"
+            ))
+        })?;
         for d in docs {
             if let (Some(a), Some(k)) = (d["apiVersion"].as_str(), d["kind"].as_str()) {
                 let pair = (a.to_owned(), k.to_owned());

@@ -1,0 +1,134 @@
+//! The health-check fields of deploy.json: thresholds, the no-data policy and the
+//! metrics to query.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::fields::near;
+use super::reader::{Reader, kind};
+use super::{DEFAULT_MAX_HOLDS, DEFAULT_METRIC_NAMESPACE, HealthSpec, NoDataPolicy};
+
+pub(super) fn parse_health(r: &mut Reader<'_>, service: Option<&str>) -> HealthSpec {
+    let v = r.get("max_error_rate");
+    let max_error_rate = r.number("max_error_rate", v, 0.0, 100.0);
+    let v = r.get("min_request_count");
+    let min_request_count = r.integer("min_request_count", v, 1, 1_000_000_000_000, " requests");
+
+    let v = r.get("no_data");
+    let no_data = match r.string("no_data", v) {
+        None => NoDataPolicy::default(),
+        Some(s) => match s {
+            "fail" => NoDataPolicy::Fail,
+            "pass" => NoDataPolicy::Pass,
+            "hold" => NoDataPolicy::Hold,
+            other => {
+                let hint = near(other, &["fail", "pass", "hold"]);
+                r.fail(
+                    "no_data",
+                    v,
+                    format!("must be `fail`, `pass` or `hold`{hint}"),
+                );
+                NoDataPolicy::default()
+            }
+        },
+    };
+    if v.is_some() && min_request_count.is_none() && r.get("min_request_count").is_none() {
+        r.fail(
+            "no_data",
+            v,
+            "needs `min_request_count`: it says what fewer requests than that mean",
+        );
+    }
+    let v = r.get("max_holds");
+    let max_holds = r
+        .integer("max_holds", v, 1, 1000, " checks")
+        .map(|n| n as u32);
+    if v.is_some() && no_data != NoDataPolicy::Hold {
+        r.fail("max_holds", v, "only applies when `no_data` is `hold`");
+    }
+
+    let metric_name = |r: &mut Reader<'_>, field: &str, default: String| -> String {
+        let v = r.get(field);
+        match r.string(field, v) {
+            Some(s) if s.is_empty() || s.len() > 255 => {
+                r.fail(field, v, "must be 1 to 255 characters");
+                default
+            }
+            Some(s) => s.to_owned(),
+            None => default,
+        }
+    };
+    let svc = service.unwrap_or_default();
+    let metric_namespace = metric_name(r, "metric_namespace", DEFAULT_METRIC_NAMESPACE.into());
+    let error_metric = metric_name(r, "error_metric_name", format!("5xx-{svc}"));
+    let success_metric = metric_name(r, "success_metric_name", format!("2xx-{svc}"));
+    let version_dimension = r.get("version_dimension").and_then(|v| {
+        let s = r.string("version_dimension", Some(v))?;
+        if s.is_empty() || s.len() > 255 {
+            r.fail("version_dimension", Some(v), "must be 1 to 255 characters");
+            return None;
+        }
+        Some(s.to_owned())
+    });
+
+    let mut dimensions = BTreeMap::new();
+    if let Some(v) = r.get("metric_dimensions") {
+        match v {
+            Value::Object(m) => {
+                if m.len() > 29 {
+                    r.fail("metric_dimensions", Some(v), "may hold at most 29 dimensions (CloudWatch allows 30, one is kept for version_dimension)");
+                }
+                for (k, val) in m {
+                    let field = format!("metric_dimensions.{k}");
+                    match val {
+                        Value::String(s)
+                            if !k.is_empty()
+                                && !s.is_empty()
+                                && k.len() <= 255
+                                && s.len() <= 1024 =>
+                        {
+                            dimensions.insert(k.clone(), s.clone());
+                        }
+                        Value::String(_) => r.fail(
+                            &field,
+                            Some(val),
+                            "names must be 1-255 and values 1-1024 characters",
+                        ),
+                        other => r.fail(
+                            &field,
+                            Some(other),
+                            format!("must be a string, not {}", kind(other)),
+                        ),
+                    }
+                }
+                if let Some(vd) = &version_dimension
+                    && m.contains_key(vd)
+                {
+                    r.fail(
+                        "metric_dimensions",
+                        Some(v),
+                        format!("must not also set `{vd}`: version_dimension fills it"),
+                    );
+                }
+            }
+            other => r.fail(
+                "metric_dimensions",
+                Some(other),
+                format!("must be an object of name: value, not {}", kind(other)),
+            ),
+        }
+    }
+
+    HealthSpec {
+        max_error_rate,
+        min_request_count,
+        no_data,
+        max_holds: max_holds.unwrap_or(DEFAULT_MAX_HOLDS),
+        metric_namespace,
+        error_metric,
+        success_metric,
+        dimensions,
+        version_dimension,
+    }
+}
