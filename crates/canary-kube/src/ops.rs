@@ -287,7 +287,7 @@ impl Cluster {
         namespace: &str,
         selector: &str,
         kinds: &[(String, String)],
-        keep_only: impl Fn(&DynamicObject) -> bool,
+        to_delete: impl Fn(&DynamicObject) -> bool,
     ) -> Result<DeleteReport> {
         let mut report = DeleteReport::default();
         let mut seen = Vec::new();
@@ -312,7 +312,7 @@ impl Cluster {
                 }
                 Err(e) => return Err(e),
             };
-            for obj in list.items.iter().filter(|o| keep_only(o)) {
+            for obj in list.items.iter().filter(|o| to_delete(o)) {
                 let Some(name) = obj.metadata.name.as_deref() else {
                     continue;
                 };
