@@ -13,7 +13,6 @@ use canary_core::provider::gateway_api::GATEWAY_API;
 use canary_sim::{MetricsQuery, SimCluster};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
-use serde_json::json;
 
 async fn apply(
     client: &kube::Client,
