@@ -72,6 +72,27 @@ pub(super) fn parse_health(r: &mut Reader<'_>, service: Option<&str>) -> HealthS
         Some(s.to_owned())
     });
 
+    let dimensions = read_dimensions(r, version_dimension.as_deref());
+
+    HealthSpec {
+        max_error_rate,
+        min_request_count,
+        no_data,
+        max_holds: max_holds.unwrap_or(DEFAULT_MAX_HOLDS),
+        metric_namespace,
+        error_metric,
+        success_metric,
+        dimensions,
+        version_dimension,
+    }
+}
+
+/// `metric_dimensions`: at most 29 name/value strings, not including
+/// `version_dimension` (which is filled per version).
+fn read_dimensions(
+    r: &mut Reader<'_>,
+    version_dimension: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut dimensions = BTreeMap::new();
     if let Some(v) = r.get("metric_dimensions") {
         match v {
@@ -102,7 +123,7 @@ pub(super) fn parse_health(r: &mut Reader<'_>, service: Option<&str>) -> HealthS
                         ),
                     }
                 }
-                if let Some(vd) = &version_dimension
+                if let Some(vd) = version_dimension
                     && m.contains_key(vd)
                 {
                     r.fail(
@@ -120,15 +141,5 @@ pub(super) fn parse_health(r: &mut Reader<'_>, service: Option<&str>) -> HealthS
         }
     }
 
-    HealthSpec {
-        max_error_rate,
-        min_request_count,
-        no_data,
-        max_holds: max_holds.unwrap_or(DEFAULT_MAX_HOLDS),
-        metric_namespace,
-        error_metric,
-        success_metric,
-        dimensions,
-        version_dimension,
-    }
+    dimensions
 }

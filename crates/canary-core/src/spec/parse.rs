@@ -46,7 +46,6 @@ impl DeploySpec {
 }
 
 fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, ValidationErrors> {
-    let template = options.template;
     let Value::Object(map) = doc else {
         return Err(ValidationErrors(vec![FieldError::new(
             "deploy.json",
@@ -59,158 +58,23 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
         errors: Vec::new(),
     };
 
-    for (key, value) in map {
-        if FIELDS.contains(&key.as_str()) {
-            continue;
-        }
-        let hint = near_field(key)
-            .map(|f| format!(" (did you mean `{f}`?)"))
-            .unwrap_or_default();
-        r.fail(key, Some(value), format!("is not a known field{hint}"));
-    }
-
-    let v = r.required("cluster_name", "");
-    let cluster_name = r.string("cluster_name", v).map(str::to_owned);
-    if let Some(name) = &cluster_name
-        && let Err(why) = names::check_cluster_name(name)
-    {
-        r.fail("cluster_name", v, why.problem);
-    }
-
-    let v = r.required("kubernetes_namespace", "");
-    let namespace = r.string("kubernetes_namespace", v).map(str::to_owned);
-    if let Some(ns) = &namespace
-        && let Err(why) = names::check_dns_label(ns, 63)
-    {
-        r.fail("kubernetes_namespace", v, why.problem);
-    }
-
-    let v = r.required("microservice_name", "");
-    let service = r.string("microservice_name", v).map(str::to_owned);
-    if let Some(name) = &service
-        && let Err(why) = names::check_service_name(name, MAX_VERSION)
-    {
-        r.fail("microservice_name", v, why.problem);
-    }
-
-    let pv = r.get("percentage_step");
-    let sv = r.get("steps");
-    let percentage_step = r
-        .integer("percentage_step", pv, 1, 100, " (percent)")
-        .map(|p| p as u8);
-    let steps = sv.and_then(|s| parse_steps(&mut r, s));
-    match (pv, sv) {
-        (None, None) => r.fail(
-            "percentage_step",
-            None,
-            "is required (or give `steps`, a list of weights)",
-        ),
-        (Some(p), Some(_)) => r.fail(
-            "percentage_step",
-            Some(p),
-            "cannot be combined with `steps`: `steps` lists every weight, so keep one of the two",
-        ),
-        _ => {}
-    }
-
+    unknown_fields(&mut r, map);
+    let cluster_name = checked_name(&mut r, "cluster_name", names::check_cluster_name);
+    let namespace = checked_name(&mut r, "kubernetes_namespace", |s| {
+        names::check_dns_label(s, 63)
+    });
+    let service = checked_name(&mut r, "microservice_name", |s| {
+        names::check_service_name(s, MAX_VERSION)
+    });
+    let (percentage_step, steps) = read_weights(&mut r);
     let v = r.required("wait_time", " (seconds between traffic shifts)");
     let wait_time = r.integer("wait_time", v, 0, MAX_SECONDS, " seconds");
 
-    let v = r.get("failure_threshold_value");
-    let failure_threshold_value = r
-        .number("failure_threshold_value", v, 0.0, 1e12)
-        .unwrap_or(0.0);
-    if let Some(x) = v.and_then(Value::as_f64)
-        && x.fract() != 0.0
-    {
-        r.fail(
-            "failure_threshold_value",
-            v,
-            "must be a whole number of 5xx responses",
-        );
-    }
-    let v = r.get("failure_threshold_time");
-    let failure_threshold_time = r
-        .integer("failure_threshold_time", v, 1, MAX_SECONDS, " seconds")
-        .unwrap_or(DEFAULT_FAILURE_THRESHOLD_TIME);
-
-    let image_override = options.image.map(|i| Value::String(i.to_owned()));
-    let container_image = if options.artifacts_optional
-        && options.image.is_none()
-        && r.get("container_image").is_none()
-    {
-        Some(String::new())
-    } else {
-        let v = match &image_override {
-            Some(i) => Some(i),
-            None => r.required(
-                "container_image",
-                " (the pipeline's build step adds it: `canary prepare --image URI`)",
-            ),
-        };
-        let image = r.string("container_image", v).map(str::to_owned);
-        if let Some(i) = &image
-            && let Err(why) = names::check_image(i)
-        {
-            r.fail("container_image", v, why.problem);
-        }
-        image
-    };
-
-    let template = match template {
-        Some(t) => {
-            if let Some(v) = r.get("config_file") {
-                // A plain template file given on the command line wins; still check the field.
-                let _ = decode_config_file(&mut r, v);
-            }
-            Some(t.to_owned())
-        }
-        None if options.artifacts_optional && r.get("config_file").is_none() => Some(String::new()),
-        None => {
-            let v = r.required(
-                "config_file",
-                " (the base64 template; `canary prepare` adds it, or pass --template FILE)",
-            );
-            v.and_then(|v| decode_config_file(&mut r, v))
-        }
-    };
-
-    let v = r.get("traffic_provider");
-    let traffic_provider = r.string("traffic_provider", v).and_then(|s| {
-        let p = TrafficProvider::named(s);
-        if p.is_none() {
-            let names = TrafficProvider::names();
-            let hint = near(s, &names);
-            let mut list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-            let last = list.pop().unwrap_or_default();
-            let choices = if list.is_empty() {
-                last
-            } else {
-                format!("{} or {last}", list.join(", "))
-            };
-            r.fail("traffic_provider", v, format!("must be {choices}{hint}"));
-        }
-        p
-    });
-
-    let v = r.get("check_interval");
-    let check_interval = r.integer("check_interval", v, 1, MAX_SECONDS, " seconds");
-    if let (Some(ci), Some(wt)) = (check_interval, wait_time)
-        && ci > wt.max(1)
-    {
-        r.fail(
-            "check_interval",
-            v,
-            format!("must not be longer than wait_time ({wt} s)"),
-        );
-    }
-    let v = r.get("bake_time");
-    let bake_time = r.integer("bake_time", v, 0, MAX_SECONDS, " seconds");
-    let v = r.get("ready_timeout");
-    let ready_timeout = r
-        .integer("ready_timeout", v, 10, MAX_SECONDS, " seconds")
-        .unwrap_or(DEFAULT_READY_TIMEOUT);
-
+    let (failure_threshold_value, failure_threshold_time) = read_failure_threshold(&mut r);
+    let container_image = read_image(&mut r, options);
+    let template = read_template(&mut r, options);
+    let traffic_provider = read_provider(&mut r);
+    let (check_interval, bake_time, ready_timeout) = read_timings(&mut r, wait_time);
     let health = parse_health(&mut r, service.as_deref());
 
     if !r.errors.is_empty() {
@@ -258,6 +122,172 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
             "is incomplete",
         )])),
     }
+}
+
+/// Every field that deploy.json does not know, with the nearest known name.
+fn unknown_fields(r: &mut Reader<'_>, map: &serde_json::Map<String, Value>) {
+    for (key, value) in map {
+        if FIELDS.contains(&key.as_str()) {
+            continue;
+        }
+        let hint = near_field(key)
+            .map(|f| format!(" (did you mean `{f}`?)"))
+            .unwrap_or_default();
+        r.fail(key, Some(value), format!("is not a known field{hint}"));
+    }
+}
+
+/// A required name field that must pass `check`.
+fn checked_name(
+    r: &mut Reader<'_>,
+    field: &str,
+    check: impl Fn(&str) -> Result<(), names::NameError>,
+) -> Option<String> {
+    let v = r.required(field, "");
+    let name = r.string(field, v).map(str::to_owned);
+    if let Some(n) = &name
+        && let Err(why) = check(n)
+    {
+        r.fail(field, v, why.problem);
+    }
+    name
+}
+
+/// `percentage_step` or `steps`: exactly one of the two.
+fn read_weights(r: &mut Reader<'_>) -> (Option<u8>, Option<Vec<u8>>) {
+    let pv = r.get("percentage_step");
+    let sv = r.get("steps");
+    let percentage_step = r
+        .integer("percentage_step", pv, 1, 100, " (percent)")
+        .map(|p| p as u8);
+    let steps = sv.and_then(|s| parse_steps(r, s));
+    match (pv, sv) {
+        (None, None) => r.fail(
+            "percentage_step",
+            None,
+            "is required (or give `steps`, a list of weights)",
+        ),
+        (Some(p), Some(_)) => r.fail(
+            "percentage_step",
+            Some(p),
+            "cannot be combined with `steps`: `steps` lists every weight, so keep one of the two",
+        ),
+        _ => {}
+    }
+
+    (percentage_step, steps)
+}
+
+/// `failure_threshold_value` (a whole number of 5xx responses) and
+/// `failure_threshold_time`, with their defaults.
+fn read_failure_threshold(r: &mut Reader<'_>) -> (f64, u64) {
+    let v = r.get("failure_threshold_value");
+    let failure_threshold_value = r
+        .number("failure_threshold_value", v, 0.0, 1e12)
+        .unwrap_or(0.0);
+    if let Some(x) = v.and_then(Value::as_f64)
+        && x.fract() != 0.0
+    {
+        r.fail(
+            "failure_threshold_value",
+            v,
+            "must be a whole number of 5xx responses",
+        );
+    }
+    let v = r.get("failure_threshold_time");
+    let failure_threshold_time = r
+        .integer("failure_threshold_time", v, 1, MAX_SECONDS, " seconds")
+        .unwrap_or(DEFAULT_FAILURE_THRESHOLD_TIME);
+
+    (failure_threshold_value, failure_threshold_time)
+}
+
+/// `container_image` (or the image given on the command line).
+fn read_image(r: &mut Reader<'_>, options: &ParseOptions<'_>) -> Option<String> {
+    let image_override = options.image.map(|i| Value::String(i.to_owned()));
+    if options.artifacts_optional && options.image.is_none() && r.get("container_image").is_none() {
+        Some(String::new())
+    } else {
+        let v = match &image_override {
+            Some(i) => Some(i),
+            None => r.required(
+                "container_image",
+                " (the pipeline's build step adds it: `canary prepare --image URI`)",
+            ),
+        };
+        let image = r.string("container_image", v).map(str::to_owned);
+        if let Some(i) = &image
+            && let Err(why) = names::check_image(i)
+        {
+            r.fail("container_image", v, why.problem);
+        }
+        image
+    }
+}
+
+/// The template: given as plain text, or `config_file` decoded.
+fn read_template(r: &mut Reader<'_>, options: &ParseOptions<'_>) -> Option<String> {
+    match options.template {
+        Some(t) => {
+            if let Some(v) = r.get("config_file") {
+                // A plain template file given on the command line wins; still check the field.
+                let _ = decode_config_file(r, v);
+            }
+            Some(t.to_owned())
+        }
+        None if options.artifacts_optional && r.get("config_file").is_none() => Some(String::new()),
+        None => {
+            let v = r.required(
+                "config_file",
+                " (the base64 template; `canary prepare` adds it, or pass --template FILE)",
+            );
+            v.and_then(|v| decode_config_file(r, v))
+        }
+    }
+}
+
+/// `traffic_provider`, one of the registered providers' names.
+fn read_provider(r: &mut Reader<'_>) -> Option<TrafficProvider> {
+    let v = r.get("traffic_provider");
+    r.string("traffic_provider", v).and_then(|s| {
+        let p = TrafficProvider::named(s);
+        if p.is_none() {
+            let names = TrafficProvider::names();
+            let hint = near(s, &names);
+            let mut list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            let last = list.pop().unwrap_or_default();
+            let choices = if list.is_empty() {
+                last
+            } else {
+                format!("{} or {last}", list.join(", "))
+            };
+            r.fail("traffic_provider", v, format!("must be {choices}{hint}"));
+        }
+        p
+    })
+}
+
+/// `check_interval` (not longer than `wait_time`), `bake_time` and `ready_timeout`.
+fn read_timings(r: &mut Reader<'_>, wait_time: Option<u64>) -> (Option<u64>, Option<u64>, u64) {
+    let v = r.get("check_interval");
+    let check_interval = r.integer("check_interval", v, 1, MAX_SECONDS, " seconds");
+    if let (Some(ci), Some(wt)) = (check_interval, wait_time)
+        && ci > wt.max(1)
+    {
+        r.fail(
+            "check_interval",
+            v,
+            format!("must not be longer than wait_time ({wt} s)"),
+        );
+    }
+    let v = r.get("bake_time");
+    let bake_time = r.integer("bake_time", v, 0, MAX_SECONDS, " seconds");
+    let v = r.get("ready_timeout");
+    let ready_timeout = r
+        .integer("ready_timeout", v, 10, MAX_SECONDS, " seconds")
+        .unwrap_or(DEFAULT_READY_TIMEOUT);
+
+    (check_interval, bake_time, ready_timeout)
 }
 
 /// A deployment must fit in one Step Functions execution's history.
