@@ -273,6 +273,10 @@ fn allowed(kind: StateType) -> &'static [&'static str] {
     }
 }
 
+/// Parses one state. Long on purpose: the common fields (paths, templates, Next/End)
+/// are read through closures that share the state's name and map, then one arm per
+/// state type reads its own fields; splitting it would pass that context around for
+/// every field.
 fn parse_state(name: &str, raw: &Value) -> Result<State, DefinitionError> {
     let at = format!("state `{name}`");
     let Value::Object(map) = raw else {

@@ -7,15 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use canary_core::clock::Clock;
-use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use serde_json::{Value, json};
 
-use crate::choice;
-use crate::definition::{Definition, FailText, FilterPath, Kind, State, TaskState, WaitFor};
+use crate::definition::{Definition, Kind, State, TaskState};
 use crate::error::{DefinitionError, TaskError};
 use crate::history::{Event, EventKind, Execution, Observer, Status};
 use crate::retry::{self, RUNTIME, TIMEOUT};
+use crate::state_data::{fail_text, filter, iso, seconds_to_millis, wait_millis};
 
 /// The default cap on (estimated) AWS history events per execution: Step Functions'
 /// hard quota for a Standard execution. A run that reaches it fails with
@@ -124,7 +122,9 @@ impl Executor {
 
     /// Runs one execution to its end. Waits and retry delays move a virtual clock
     /// (`clock.advance` returns true) or sleep for real. The execution never panics and
-    /// never returns early: every problem ends it with a failed [`Status`].
+    /// never returns early: every problem ends it with a failed [`Status`]. Long on
+    /// purpose: it is the execution loop (start, one state after another, the history
+    /// cap, the end events) read top to bottom as Step Functions runs it.
     pub async fn run_named(
         &self,
         execution_name: &str,
@@ -284,6 +284,9 @@ impl Run<'_> {
         context
     }
 
+    /// Runs one state and says what comes next. Long on purpose: one arm per state type
+    /// (Pass, Task, Choice, Wait, Succeed, Fail), each with its input and output
+    /// processing in the order the States Language defines.
     async fn step(
         &mut self,
         name: &str,
@@ -382,6 +385,9 @@ impl Run<'_> {
         }
     }
 
+    /// Runs a Task state: invoke, Retry with backoff, Catch, ResultSelector and
+    /// ResultPath. Long on purpose: the retry loop and the catch share the attempt's
+    /// state, and the events are emitted in the order Step Functions records them.
     #[allow(clippy::too_many_arguments)]
     async fn task(
         &mut self,
@@ -540,84 +546,6 @@ fn output(state: &State, combined: Value) -> Step {
         },
         Err(cause) => runtime(cause, combined),
     }
-}
-
-fn filter(path: &FilterPath, value: &Value, field: &str) -> Result<Value, String> {
-    match path {
-        FilterPath::Whole => Ok(value.clone()),
-        FilterPath::Empty => Ok(Value::Object(Map::new())),
-        FilterPath::Path(p) if p.is_context() => {
-            Err(format!("{field} `{p}` cannot read the context object"))
-        }
-        FilterPath::Path(p) => p
-            .get(value)
-            .cloned()
-            .ok_or_else(|| format!("{field} `{p}` names nothing in the state's data")),
-    }
-}
-
-fn wait_millis(wait: &WaitFor, input: &Value, now: i64) -> Result<i64, String> {
-    let until = |ts: OffsetDateTime| {
-        let target = i64::try_from(ts.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-        Ok((target - now).max(0))
-    };
-    match wait {
-        WaitFor::Seconds(s) => Ok(seconds_to_millis(*s)),
-        WaitFor::SecondsPath(p) => {
-            let value = p
-                .get(input)
-                .ok_or_else(|| format!("SecondsPath `{p}` names nothing in the input"))?;
-            let seconds = value
-                .as_u64()
-                .or_else(|| {
-                    value
-                        .as_f64()
-                        .filter(|f| *f >= 0.0 && f.fract() == 0.0)
-                        .map(|f| f as u64)
-                })
-                .ok_or_else(|| {
-                    format!("SecondsPath `{p}` must name a non-negative integer, found {value}")
-                })?;
-            Ok(seconds_to_millis(seconds))
-        }
-        WaitFor::Timestamp(ts) => until(*ts),
-        WaitFor::TimestampPath(p) => {
-            let value = p
-                .get(input)
-                .ok_or_else(|| format!("TimestampPath `{p}` names nothing in the input"))?;
-            let ts = choice::timestamp(value).ok_or_else(|| {
-                format!("TimestampPath `{p}` must name an RFC 3339 timestamp, found {value}")
-            })?;
-            until(ts)
-        }
-    }
-}
-
-fn fail_text(text: &FailText, input: &Value, field: &str) -> Result<String, String> {
-    match text {
-        FailText::None => Ok(String::new()),
-        FailText::Static(s) => Ok(s.clone()),
-        FailText::Path(p) => match p.get(input) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(format!("{field} `{p}` must name a string, found {other}")),
-            None => Err(format!(
-                "{field} `{p}` names nothing in the Fail state's input"
-            )),
-        },
-    }
-}
-
-fn seconds_to_millis(seconds: u64) -> i64 {
-    i64::try_from(seconds)
-        .unwrap_or(i64::MAX / 1000)
-        .saturating_mul(1000)
-}
-
-fn iso(millis: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 /// How many events AWS Step Functions records for what one of ours stands for.

@@ -37,6 +37,7 @@ mod history;
 mod path;
 mod result_path;
 mod retry;
+mod state_data;
 mod template;
 
 pub use error::{DefinitionError, TaskError};
