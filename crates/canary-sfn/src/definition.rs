@@ -427,9 +427,9 @@ fn parse_state(name: &str, raw: &Value) -> Result<State, DefinitionError> {
             let retry = clauses(map, "Retry", &at, Retrier::parse)?;
             let catch = clauses(map, "Catch", &at, Catcher::parse)?;
             retry::all_is_last(retry.iter().map(|r| r.error_equals.as_slice()))
-                .map_err(|m| field_error("Retry", m))?;
+                .map_err(|e| field_error("Retry", e.to_string()))?;
             retry::all_is_last(catch.iter().map(|c| c.error_equals.as_slice()))
-                .map_err(|m| field_error("Catch", m))?;
+                .map_err(|e| field_error("Catch", e.to_string()))?;
             let timeout_seconds = seconds("TimeoutSeconds")?;
             if timeout_seconds == Some(0) {
                 return Err(field_error("TimeoutSeconds", "must be at least 1".into()));
@@ -548,7 +548,7 @@ fn clauses<T>(
     map: &Map<String, Value>,
     field: &str,
     at: &str,
-    parse: impl Fn(&Map<String, Value>) -> Result<T, String>,
+    parse: impl Fn(&Map<String, Value>) -> Result<T, retry::ClauseError>,
 ) -> Result<Vec<T>, DefinitionError> {
     match map.get(field) {
         None => Ok(Vec::new()),
@@ -556,7 +556,9 @@ fn clauses<T>(
             .iter()
             .enumerate()
             .map(|(i, item)| match item {
-                Value::Object(m) => parse(m).map_err(|e| invalid(format!("{at} {field}[{i}]"), e)),
+                Value::Object(m) => {
+                    parse(m).map_err(|e| invalid(format!("{at} {field}[{i}]"), e.to_string()))
+                }
                 other => Err(invalid(
                     format!("{at} {field}[{i}]"),
                     format!("must be an object, got {other}"),

@@ -7,7 +7,48 @@
 
 use serde_json::{Map, Value};
 
-use crate::result_path::ResultPath;
+use crate::result_path::{ResultPath, ResultPathError};
+
+/// Why a Retry or Catch clause was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ClauseError {
+    /// A field the clause does not have.
+    #[error("unknown field `{key}`")]
+    UnknownField { key: String },
+    /// `ErrorEquals` is missing or not an array.
+    #[error("`ErrorEquals` must be a non-empty array of error names")]
+    ErrorEqualsNotArray,
+    /// An error name that is not a string.
+    #[error("error name {got} is not a string")]
+    ErrorNameNotString { got: String },
+    /// `ErrorEquals: []`.
+    #[error("`ErrorEquals` must not be empty")]
+    ErrorEqualsEmpty,
+    /// `States.ALL` beside other names.
+    #[error("`States.ALL` must be the only name in its ErrorEquals")]
+    AllNotAlone,
+    /// `States.ALL` in a clause that is not the last.
+    #[error("clause {index} matches `States.ALL` but is not the last clause")]
+    AllNotLast { index: usize },
+    /// A field that must be a positive integer.
+    #[error("{field} must be a positive integer, got {got}")]
+    NotPositive { field: &'static str, got: String },
+    /// A bad `MaxAttempts`.
+    #[error("MaxAttempts must be a non-negative integer, got {got}")]
+    MaxAttempts { got: String },
+    /// A bad `BackoffRate`.
+    #[error("BackoffRate must be a number of at least 1.0, got {got}")]
+    BackoffRate { got: String },
+    /// A bad `JitterStrategy`.
+    #[error("JitterStrategy must be \"FULL\" or \"NONE\", got {got}")]
+    JitterStrategy { got: String },
+    /// A Catch clause without `Next`.
+    #[error("a Catch clause needs a `Next` string")]
+    NoNext,
+    /// A bad `ResultPath` in a Catch clause.
+    #[error(transparent)]
+    ResultPath(#[from] ResultPathError),
+}
 
 /// The wildcard name.
 pub(crate) const ALL: &str = "States.ALL";
@@ -57,7 +98,7 @@ impl Retrier {
     }
 
     /// Parses one Retry clause.
-    pub(crate) fn parse(map: &Map<String, Value>) -> Result<Self, String> {
+    pub(crate) fn parse(map: &Map<String, Value>) -> Result<Self, ClauseError> {
         for key in map.keys() {
             if !matches!(
                 key.as_str(),
@@ -69,7 +110,7 @@ impl Retrier {
                     | "JitterStrategy"
                     | "Comment"
             ) {
-                return Err(format!("unknown field `{key}`"));
+                return Err(ClauseError::UnknownField { key: key.clone() });
             }
         }
         let error_equals = error_equals(map)?;
@@ -82,16 +123,14 @@ impl Retrier {
             Some(v) => v
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| format!("MaxAttempts must be a non-negative integer, got {v}"))?,
+                .ok_or_else(|| ClauseError::MaxAttempts { got: v.to_string() })?,
         };
         let backoff_rate = match map.get("BackoffRate") {
             None => 2.0,
             Some(v) => match v.as_f64() {
                 Some(rate) if rate >= 1.0 => rate,
                 _ => {
-                    return Err(format!(
-                        "BackoffRate must be a number of at least 1.0, got {v}"
-                    ));
+                    return Err(ClauseError::BackoffRate { got: v.to_string() });
                 }
             },
         };
@@ -103,9 +142,7 @@ impl Retrier {
             None => {}
             Some(Value::String(s)) if s == "FULL" || s == "NONE" => {}
             Some(v) => {
-                return Err(format!(
-                    "JitterStrategy must be \"FULL\" or \"NONE\", got {v}"
-                ));
+                return Err(ClauseError::JitterStrategy { got: v.to_string() });
             }
         }
         Ok(Self {
@@ -128,20 +165,20 @@ pub(crate) struct Catcher {
 
 impl Catcher {
     /// Parses one Catch clause (the caller checks that `Next` exists).
-    pub(crate) fn parse(map: &Map<String, Value>) -> Result<Self, String> {
+    pub(crate) fn parse(map: &Map<String, Value>) -> Result<Self, ClauseError> {
         for key in map.keys() {
             if !matches!(
                 key.as_str(),
                 "ErrorEquals" | "ResultPath" | "Next" | "Comment"
             ) {
-                return Err(format!("unknown field `{key}`"));
+                return Err(ClauseError::UnknownField { key: key.clone() });
             }
         }
         let error_equals = error_equals(map)?;
         let Some(Value::String(next)) = map.get("Next") else {
-            return Err("a Catch clause needs a `Next` string".into());
+            return Err(ClauseError::NoNext);
         };
-        let result_path = ResultPath::parse(map.get("ResultPath")).map_err(|e| e.to_string())?;
+        let result_path = ResultPath::parse(map.get("ResultPath"))?;
         Ok(Self {
             error_equals,
             result_path,
@@ -150,42 +187,45 @@ impl Catcher {
     }
 }
 
-fn error_equals(map: &Map<String, Value>) -> Result<Vec<String>, String> {
+fn error_equals(map: &Map<String, Value>) -> Result<Vec<String>, ClauseError> {
     let Some(Value::Array(items)) = map.get("ErrorEquals") else {
-        return Err("`ErrorEquals` must be a non-empty array of error names".into());
+        return Err(ClauseError::ErrorEqualsNotArray);
     };
     let names = items
         .iter()
         .map(|v| {
             v.as_str()
                 .map(str::to_string)
-                .ok_or_else(|| format!("error name {v} is not a string"))
+                .ok_or_else(|| ClauseError::ErrorNameNotString { got: v.to_string() })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if names.is_empty() {
-        return Err("`ErrorEquals` must not be empty".into());
+        return Err(ClauseError::ErrorEqualsEmpty);
     }
     if names.iter().any(|n| n == ALL) && names.len() > 1 {
-        return Err("`States.ALL` must be the only name in its ErrorEquals".into());
+        return Err(ClauseError::AllNotAlone);
     }
     Ok(names)
 }
 
-fn positive_integer(v: &Value, field: &str) -> Result<u64, String> {
+fn positive_integer(v: &Value, field: &'static str) -> Result<u64, ClauseError> {
     match v.as_u64() {
         Some(n) if n >= 1 => Ok(n),
-        _ => Err(format!("{field} must be a positive integer, got {v}")),
+        _ => Err(ClauseError::NotPositive {
+            field,
+            got: v.to_string(),
+        }),
     }
 }
 
 /// Checks that `States.ALL`, where present, is in the last clause of a list.
-pub(crate) fn all_is_last<'a>(lists: impl Iterator<Item = &'a [String]>) -> Result<(), String> {
+pub(crate) fn all_is_last<'a>(
+    lists: impl Iterator<Item = &'a [String]>,
+) -> Result<(), ClauseError> {
     let lists: Vec<&[String]> = lists.collect();
     for (i, names) in lists.iter().enumerate() {
         if names.iter().any(|n| n == ALL) && i + 1 != lists.len() {
-            return Err(format!(
-                "clause {i} matches `States.ALL` but is not the last clause"
-            ));
+            return Err(ClauseError::AllNotLast { index: i });
         }
     }
     Ok(())
