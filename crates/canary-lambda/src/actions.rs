@@ -200,3 +200,46 @@ pub async fn kinds_of_version(
     }
     Ok(kinds)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web() -> ServiceRef {
+        ServiceRef::new("c", "ns", "web")
+    }
+
+    #[tokio::test]
+    async fn a_stored_manifest_that_is_not_yaml_is_a_store_error_naming_its_key() {
+        let store = DeploymentStore::memory();
+        let key = store.put_manifest(&web(), 3, "a: [unclosed").await.unwrap();
+        let e = kinds_of_version(&store, &web(), 3, Vec::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type, ErrorName::StoreError);
+        assert!(e.message.contains(&key), "{e}");
+        assert!(e.message.contains("version 3"), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[tokio::test]
+    async fn the_kinds_of_a_version_add_its_stored_manifest_to_the_current_template() {
+        let store = DeploymentStore::memory();
+        let manifest =
+            "apiVersion: apps/v1\nkind: Deployment\n---\napiVersion: v1\nkind: ConfigMap\n";
+        store.put_manifest(&web(), 2, manifest).await.unwrap();
+        let current = vec![("apps/v1".to_owned(), "Deployment".to_owned())];
+        let kinds = kinds_of_version(&store, &web(), 2, current).await.unwrap();
+        assert_eq!(
+            kinds,
+            vec![
+                ("apps/v1".to_owned(), "Deployment".to_owned()),
+                ("v1".to_owned(), "ConfigMap".to_owned()),
+            ]
+        );
+        let none = kinds_of_version(&store, &web(), 9, Vec::new())
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "no manifest: only the current kinds");
+    }
+}
