@@ -9,8 +9,10 @@
 //! document the tasks pass along), `errors.rs` (the error names), `timing.rs`,
 //! `names.rs`, `labels.rs`, `clock.rs`.
 //!
-//! Modules depend one way: `timing`, `names`, `labels`, `errors` ← `provider`, `spec`
-//! ← `schedule`, `verdict`, `render` ← `execution` ← `decide`.
+//! Modules depend one way (a file imports only files listed before it):
+//! `timing`, `names`, `labels`, `errors`, `clock` → `provider` → `spec/` types
+//! (`spec/mod.rs`) → `schedule`, `verdict` → `spec/parse.rs` (validation checks that the
+//! plan fits in one execution) → `execution` → `render`, `decide/`.
 
 pub mod clock;
 pub mod decide;
