@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::path::Path;
+use crate::path::{Path, PathError};
 
 /// A Boolean expression over the state's input.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +81,66 @@ const RELATIONS: [(&str, Relation); 5] = [
 ];
 
 /// Parses a rule object (without its `Next`, which the caller takes out).
-pub(crate) fn parse_rule(map: &Map<String, Value>, at: &str) -> Result<Rule, String> {
+/// Why a Choice rule was rejected: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {problem}")]
+pub(crate) struct RuleError {
+    /// The rule (`Choices[0]`, `Choices[1].And[2]`, ...).
+    pub(crate) at: String,
+    /// What is wrong.
+    #[source]
+    pub(crate) problem: RuleProblem,
+}
+
+/// What is wrong with a Choice rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RuleProblem {
+    #[error("And/Or stands alone in its rule, found {found}")]
+    AndOrNotAlone { found: String },
+    #[error("And/Or takes an array of rules")]
+    AndOrNotArray,
+    #[error("And/Or needs at least one rule")]
+    AndOrEmpty,
+    #[error("a rule is an object")]
+    NotAnObject,
+    #[error("Not stands alone in its rule, found {found}")]
+    NotNotAlone { found: String },
+    #[error("Not takes one rule object")]
+    NotNotObject,
+    #[error("a rule needs a `Variable` string, or And/Or/Not")]
+    NoVariable,
+    #[error("Variable `{variable}`: {source}")]
+    Variable {
+        variable: String,
+        #[source]
+        source: PathError,
+    },
+    #[error("a rule has exactly one comparison operator, found {found}")]
+    Operators { found: String },
+    #[error("`{operator}` takes true or false, got {got}")]
+    NotAFlag { operator: String, got: String },
+    #[error("`StringMatches` takes a string, got {got}")]
+    StringMatches { got: String },
+    #[error("unknown comparison operator `{operator}`")]
+    UnknownOperator { operator: String },
+    #[error("`{operator}` takes a path string, got {got}")]
+    NotAPathString { operator: String, got: String },
+    #[error("`{operator}` path `{text}`: {source}")]
+    OperandPath {
+        operator: String,
+        text: String,
+        #[source]
+        source: PathError,
+    },
+    #[error("`{operator}` cannot compare with {got}")]
+    CannotCompare { operator: String, got: String },
+}
+
+pub(crate) fn parse_rule(map: &Map<String, Value>, at: &str) -> Result<Rule, RuleError> {
+    let fail = |problem| RuleError {
+        at: at.to_owned(),
+        problem,
+    };
     let keys: Vec<&str> = map
         .keys()
         .map(String::as_str)
@@ -90,22 +149,25 @@ pub(crate) fn parse_rule(map: &Map<String, Value>, at: &str) -> Result<Rule, Str
     if let Some(value) = map.get("And").or_else(|| map.get("Or")) {
         let is_and = map.contains_key("And");
         if keys.len() != 1 {
-            return Err(format!(
-                "{at}: And/Or stands alone in its rule, found {keys:?}"
-            ));
+            return Err(fail(RuleProblem::AndOrNotAlone {
+                found: format!("{keys:?}"),
+            }));
         }
         let Value::Array(items) = value else {
-            return Err(format!("{at}: And/Or takes an array of rules"));
+            return Err(fail(RuleProblem::AndOrNotArray));
         };
         if items.is_empty() {
-            return Err(format!("{at}: And/Or needs at least one rule"));
+            return Err(fail(RuleProblem::AndOrEmpty));
         }
         let rules = items
             .iter()
             .enumerate()
             .map(|(i, item)| match item {
                 Value::Object(m) => parse_rule(m, &format!("{at}[{i}]")),
-                _ => Err(format!("{at}[{i}]: a rule is an object")),
+                _ => Err(RuleError {
+                    at: format!("{at}[{i}]"),
+                    problem: RuleProblem::NotAnObject,
+                }),
             })
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(if is_and {
@@ -116,38 +178,44 @@ pub(crate) fn parse_rule(map: &Map<String, Value>, at: &str) -> Result<Rule, Str
     }
     if let Some(value) = map.get("Not") {
         if keys.len() != 1 {
-            return Err(format!(
-                "{at}: Not stands alone in its rule, found {keys:?}"
-            ));
+            return Err(fail(RuleProblem::NotNotAlone {
+                found: format!("{keys:?}"),
+            }));
         }
         let Value::Object(m) = value else {
-            return Err(format!("{at}: Not takes one rule object"));
+            return Err(fail(RuleProblem::NotNotObject));
         };
         return Ok(Rule::Not(Box::new(parse_rule(m, &format!("{at}.Not"))?)));
     }
     let Some(Value::String(variable)) = map.get("Variable") else {
-        return Err(format!(
-            "{at}: a rule needs a `Variable` string, or And/Or/Not"
-        ));
+        return Err(fail(RuleProblem::NoVariable));
     };
-    let variable =
-        Path::parse(variable).map_err(|e| format!("{at}: Variable `{variable}`: {e}"))?;
+    let variable = Path::parse(variable).map_err(|source| {
+        fail(RuleProblem::Variable {
+            variable: variable.clone(),
+            source,
+        })
+    })?;
     let operators: Vec<&str> = keys.iter().copied().filter(|k| *k != "Variable").collect();
     let [operator] = operators.as_slice() else {
-        return Err(format!(
-            "{at}: a rule has exactly one comparison operator, found {operators:?}"
-        ));
+        return Err(fail(RuleProblem::Operators {
+            found: format!("{operators:?}"),
+        }));
     };
     let operand = map.get(*operator).cloned().unwrap_or(Value::Null);
-    let test = parse_test(operator, operand).map_err(|e| format!("{at}: {e}"))?;
+    let test = parse_test(operator, operand).map_err(fail)?;
     Ok(Rule::Test { variable, test })
 }
 
-fn parse_test(operator: &str, operand: Value) -> Result<Test, String> {
+fn parse_test(operator: &str, operand: Value) -> Result<Test, RuleProblem> {
     let flag = |operand: &Value| {
-        operand
-            .as_bool()
-            .ok_or_else(|| format!("`{operator}` takes true or false, got {operand}"))
+        operand.as_bool().ok_or_else(|| RuleProblem::NotAFlag {
+            operator: operator.to_owned(),
+            got: operand.to_string(),
+        })
+    };
+    let unknown = || RuleProblem::UnknownOperator {
+        operator: operator.to_owned(),
     };
     match operator {
         "IsPresent" => return Ok(Test::IsPresent(flag(&operand)?)),
@@ -158,7 +226,9 @@ fn parse_test(operator: &str, operand: Value) -> Result<Test, String> {
         "IsTimestamp" => return Ok(Test::IsTimestamp(flag(&operand)?)),
         "StringMatches" => {
             let Value::String(pattern) = operand else {
-                return Err(format!("`StringMatches` takes a string, got {operand}"));
+                return Err(RuleProblem::StringMatches {
+                    got: operand.to_string(),
+                });
             };
             return Ok(Test::StringMatches(pattern));
         }
@@ -171,20 +241,29 @@ fn parse_test(operator: &str, operand: Value) -> Result<Test, String> {
     let (kind, rest) = KINDS
         .iter()
         .find_map(|(prefix, kind)| base.strip_prefix(prefix).map(|rest| (*kind, rest)))
-        .ok_or_else(|| format!("unknown comparison operator `{operator}`"))?;
+        .ok_or_else(unknown)?;
     let relation = RELATIONS
         .iter()
         .find(|(name, _)| *name == rest)
         .map(|(_, r)| *r)
-        .ok_or_else(|| format!("unknown comparison operator `{operator}`"))?;
+        .ok_or_else(unknown)?;
     if kind == Kind::Boolean && relation != Relation::Equals {
-        return Err(format!("unknown comparison operator `{operator}`"));
+        return Err(unknown());
     }
     let operand = if is_path {
         let Value::String(text) = &operand else {
-            return Err(format!("`{operator}` takes a path string, got {operand}"));
+            return Err(RuleProblem::NotAPathString {
+                operator: operator.to_owned(),
+                got: operand.to_string(),
+            });
         };
-        Operand::Path(Path::parse(text).map_err(|e| format!("`{operator}` path `{text}`: {e}"))?)
+        Operand::Path(
+            Path::parse(text).map_err(|source| RuleProblem::OperandPath {
+                operator: operator.to_owned(),
+                text: text.clone(),
+                source,
+            })?,
+        )
     } else {
         let fits = match kind {
             Kind::String | Kind::Timestamp => operand.is_string(),
@@ -192,7 +271,10 @@ fn parse_test(operator: &str, operand: Value) -> Result<Test, String> {
             Kind::Boolean => operand.is_boolean(),
         };
         if !fits {
-            return Err(format!("`{operator}` cannot compare with {operand}"));
+            return Err(RuleProblem::CannotCompare {
+                operator: operator.to_owned(),
+                got: operand.to_string(),
+            });
         }
         Operand::Value(operand)
     };

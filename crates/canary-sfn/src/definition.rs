@@ -471,7 +471,8 @@ fn parse_state(name: &str, raw: &Value) -> Result<State, DefinitionError> {
                         "a top-level choice rule needs `Next`".into(),
                     ));
                 };
-                let parsed = choice::parse_rule(rule, &here).map_err(|m| invalid(&at, m))?;
+                let parsed =
+                    choice::parse_rule(rule, &here).map_err(|e| invalid(&at, e.to_string()))?;
                 rules.push((parsed, target.clone()));
             }
             let default = match map.get("Default") {
