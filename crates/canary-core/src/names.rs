@@ -61,7 +61,7 @@ pub fn check_dns_label(s: &str, max: usize) -> Result<(), NameError> {
             "must contain a letter: YAML would read an all-digit name as a number",
         ));
     }
-    Ok(())
+    yaml_reads_as_itself(s)
 }
 
 /// A microservice name: an RFC 1035 label (a Service name must start with a letter) that
@@ -166,7 +166,20 @@ pub fn check_image(s: &str) -> Result<(), NameError> {
     for p in parts {
         check_path_component(p)?;
     }
-    Ok(())
+    yaml_reads_as_itself(s)
+}
+
+/// A value that YAML, standing alone, reads as this very string: not a number (`0`,
+/// `1.5`, `1e5`, `0x1f`), a boolean or null, which a template would turn into another
+/// type.
+fn yaml_reads_as_itself(s: &str) -> Result<(), NameError> {
+    match serde_saphyr::from_str::<serde_json::Value>(s) {
+        Ok(serde_json::Value::String(read)) if read == s => Ok(()),
+        Ok(other) => Err(NameError::new(format!(
+            "`{s}` would be read by YAML as {other}, not as this text"
+        ))),
+        Err(_) => Err(NameError::new(format!("`{s}` is not plain YAML text"))),
+    }
 }
 
 fn check_host(h: &str) -> Result<(), NameError> {
@@ -274,6 +287,9 @@ mod tests {
             "app@sha256:zz",
             "repo/app:{x}",
             "app'",
+            "0",
+            "1.5",
+            "1e5",
         ] {
             assert!(check_image(bad).is_err(), "{bad:?} accepted");
         }
@@ -287,6 +303,10 @@ mod tests {
         assert!(check_dns_label("a-b", 63).is_ok());
         assert!(check_dns_label("A", 63).is_err());
         assert!(check_dns_label("a_b", 63).is_err());
+        assert!(
+            check_dns_label("1e5", 63).is_err(),
+            "YAML reads 1e5 as a number"
+        );
     }
 
     #[test]
