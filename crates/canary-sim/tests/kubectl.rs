@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
+use canary_core::provider::Target;
+use canary_core::provider::appmesh::APP_MESH;
 use canary_sim::kubeconfig_yaml;
 
 const KUBECTL: &str = "kubectl";
@@ -154,10 +156,10 @@ async fn kubectl_applies_gets_and_deletes_a_rendered_seed_template() {
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{list}");
     assert_eq!(items[0]["metadata"]["name"], "yelb-appserver");
-    let targets = &items[0]["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"];
     assert_eq!(
-        targets,
-        &serde_json::json!([{ "virtualNodeRef": { "name": "yelb-appserver-1" }, "weight": 100 }])
+        APP_MESH.read(&items[0]).unwrap(),
+        vec![vec![Target::new("yelb-appserver-1", 100)]],
+        "{list}"
     );
 
     // Applying the same file again changes nothing.
