@@ -1,7 +1,7 @@
 //! Test support: a simulated cluster served on loopback with a manual clock, a
 //! [`Cluster`] pointed at it with short timeouts, and small fixtures that render what a
 //! template would (per-version Deployment, Service and VirtualNode; a shared route).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
