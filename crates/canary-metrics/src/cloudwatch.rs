@@ -1,6 +1,8 @@
-//! The CloudWatch metrics source: `GetMetricData` with plain `MetricStat` queries (no
-//! metric math, which moto lacks; ratios are computed by the verdict maths), `Sum` per
-//! 60-second period over the window, following `NextToken` pages.
+//! The CloudWatch metrics source, through `aws-sdk-cloudwatch` (which speaks Smithy
+//! RPC v2 CBOR to CloudWatch; moto 5.2.6 and newer understand it): `GetMetricData`
+//! with plain `MetricStat` queries (no metric math, which moto lacks; ratios are
+//! computed by the verdict maths), `Sum` per 60-second period over the window,
+//! following `NextToken` pages.
 //!
 //! The seed-compatible query is the `Sum` of `5xx-<microservice>` in namespace
 //! `EnvoyPrometheus/ResponseCode`. The 2xx metric is queried too when the health spec
@@ -9,16 +11,26 @@
 //! `{<version_dimension>: "<service>-<canary_version>"}`, so only the canary's own
 //! datapoints count.
 //!
+//! Retries are this crate's own (see [`retry`]): the SDK client is built with its
+//! retries off and one attempt timeout, so every failed call is classified once.
+//!
 //! [`CloudWatchMetrics::put_metric_data`] writes datapoints (tests, the demo).
 
-pub mod api;
+mod retry;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
+use aws_sdk_cloudwatch::Client;
+use aws_sdk_cloudwatch::config::retry::RetryConfig;
+use aws_sdk_cloudwatch::config::timeout::TimeoutConfig;
+use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataInput;
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{
+    Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StandardUnit, StatusCode,
+};
 use canary_core::Observation;
-use serde::{Deserialize, Serialize};
 
-pub use api::{CloudWatchApi, RetryPolicy};
+pub use retry::RetryPolicy;
 
 use crate::{HealthQuery, MetricsError, MetricsSource};
 
@@ -30,11 +42,14 @@ const ERRORS_ID: &str = "errors";
 const SUCCESSES_ID: &str = "successes";
 /// CloudWatch accepts at most this many datapoints per PutMetricData call.
 const PUT_BATCH: usize = 1000;
+/// The operation name in errors and logs.
+const GET_METRIC_DATA: &str = "GetMetricData";
 
 /// Health metrics from CloudWatch.
 #[derive(Debug, Clone)]
 pub struct CloudWatchMetrics {
-    api: CloudWatchApi,
+    client: Client,
+    retry: RetryPolicy,
 }
 
 /// One datapoint to write.
@@ -51,52 +66,94 @@ pub struct MetricDatum {
 }
 
 impl CloudWatchMetrics {
-    /// A source for the SDK configuration's region, credentials and endpoint
-    /// (see [`CloudWatchApi::new`]).
+    /// A source for the SDK configuration's region, credentials and endpoint. The
+    /// endpoint is, as for every SDK client: `$AWS_ENDPOINT_URL_CLOUDWATCH`, the
+    /// configuration's endpoint URL (`$AWS_ENDPOINT_URL` or `endpoint_url` in the
+    /// profile), or CloudWatch's regional endpoint.
     pub fn new(sdk: &SdkConfig) -> Result<Self, MetricsError> {
+        if sdk.region().is_none() {
+            return Err(MetricsError::Setup {
+                what: "region",
+                message: "no AWS region is configured (set AWS_REGION)".into(),
+                source: None,
+            });
+        }
+        if sdk.credentials_provider().is_none() {
+            return Err(MetricsError::Setup {
+                what: "credentials",
+                message: "the SDK configuration has no credentials provider".into(),
+                source: None,
+            });
+        }
+        let retry = RetryPolicy::default();
+        let config = aws_sdk_cloudwatch::config::Builder::from(sdk)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(attempt_timeouts(sdk.timeout_config(), &retry))
+            .build();
         Ok(Self {
-            api: CloudWatchApi::new(sdk)?,
+            client: Client::from_conf(config),
+            retry,
         })
     }
 
     /// The same source with another retry policy.
     pub fn with_retry(self, retry: RetryPolicy) -> Self {
+        let retry = RetryPolicy {
+            max_attempts: retry.max_attempts.max(1),
+            ..retry
+        };
+        let config = self.client.config();
+        let timeouts = attempt_timeouts(config.timeout_config(), &retry);
+        let config = config.to_builder().timeout_config(timeouts).build();
         Self {
-            api: self.api.with_retry(retry),
+            client: Client::from_conf(config),
+            retry,
         }
     }
 
     /// The GetMetricData request for `q` (without a `NextToken`).
-    pub fn request(q: &HealthQuery) -> GetMetricDataInput {
+    pub fn request(q: &HealthQuery) -> Result<GetMetricDataInput, MetricsError> {
         let dimensions: Vec<Dimension> = q
             .dimensions()
             .into_iter()
-            .map(|(name, value)| Dimension { name, value })
+            .map(|(name, value)| Dimension::builder().name(name).value(value).build())
             .collect();
-        let stat = |id: &str, metric: &str| MetricDataQuery {
-            id: id.to_owned(),
-            metric_stat: MetricStat {
-                metric: Metric {
-                    namespace: q.health.metric_namespace.clone(),
-                    metric_name: metric.to_owned(),
-                    dimensions: dimensions.clone(),
-                },
-                period: q.period_secs,
-                stat: "Sum".into(),
-            },
-            return_data: true,
+        let stat = |id: &str, metric: &str| {
+            let metric = Metric::builder()
+                .namespace(&q.health.metric_namespace)
+                .metric_name(metric)
+                .set_dimensions((!dimensions.is_empty()).then(|| dimensions.clone()))
+                .build();
+            MetricDataQuery::builder()
+                .id(id)
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(metric)
+                        .period(i32::try_from(q.period_secs).unwrap_or(i32::MAX))
+                        .stat("Sum")
+                        .build(),
+                )
+                .return_data(true)
+                .build()
         };
         let mut queries = vec![stat(ERRORS_ID, &q.health.error_metric)];
         if q.need_requests {
             queries.push(stat(SUCCESSES_ID, &q.health.success_metric));
         }
-        GetMetricDataInput {
-            metric_data_queries: queries,
-            start_time: q.start_secs,
-            end_time: q.end_secs,
-            scan_by: "TimestampAscending".into(),
-            next_token: None,
-        }
+        GetMetricDataInput::builder()
+            .set_metric_data_queries(Some(queries))
+            .start_time(DateTime::from_secs(q.start_secs))
+            .end_time(DateTime::from_secs(q.end_secs))
+            .scan_by(ScanBy::TimestampAscending)
+            .build()
+            .map_err(|e| MetricsError::Setup {
+                what: "request",
+                message: format!(
+                    "the GetMetricData request for `{}` is incomplete",
+                    q.service
+                ),
+                source: Some(Box::new(e)),
+            })
     }
 
     /// Writes datapoints to `namespace`, in batches of 1000.
@@ -106,73 +163,100 @@ impl CloudWatchMetrics {
         data: &[MetricDatum],
     ) -> Result<(), MetricsError> {
         for batch in data.chunks(PUT_BATCH) {
-            let input = PutMetricDataInput {
-                namespace: namespace.to_owned(),
-                metric_data: batch
-                    .iter()
-                    .map(|d| PutDatum {
-                        metric_name: d.name.clone(),
-                        dimensions: d
-                            .dimensions
-                            .iter()
-                            .map(|(name, value)| Dimension {
-                                name: name.clone(),
-                                value: value.clone(),
-                            })
-                            .collect(),
-                        timestamp: d.timestamp_secs,
-                        value: d.value,
-                        unit: "Count".into(),
-                    })
-                    .collect(),
-            };
-            let _: serde_json::Value = self.api.call("PutMetricData", &input).await?;
+            let batch: Vec<aws_sdk_cloudwatch::types::MetricDatum> = batch
+                .iter()
+                .map(|d| {
+                    let dimensions: Vec<Dimension> = d
+                        .dimensions
+                        .iter()
+                        .map(|(name, value)| Dimension::builder().name(name).value(value).build())
+                        .collect();
+                    aws_sdk_cloudwatch::types::MetricDatum::builder()
+                        .metric_name(&d.name)
+                        .set_dimensions((!dimensions.is_empty()).then_some(dimensions))
+                        .timestamp(DateTime::from_secs(d.timestamp_secs))
+                        .value(d.value)
+                        .unit(StandardUnit::Count)
+                        .build()
+                })
+                .collect();
+            retry::call(&self.retry, "PutMetricData", || {
+                self.client
+                    .put_metric_data()
+                    .namespace(namespace)
+                    .set_metric_data(Some(batch.clone()))
+                    .send()
+            })
+            .await?;
         }
         Ok(())
     }
 }
 
+/// The SDK configuration's timeouts with one attempt limited to `retry.attempt_timeout`.
+fn attempt_timeouts(base: Option<&TimeoutConfig>, retry: &RetryPolicy) -> TimeoutConfig {
+    base.map(TimeoutConfig::to_builder)
+        .unwrap_or_default()
+        .operation_attempt_timeout(retry.attempt_timeout)
+        .build()
+}
+
 #[async_trait]
 impl MetricsSource for CloudWatchMetrics {
     async fn observe(&self, q: &HealthQuery) -> Result<Observation, MetricsError> {
-        let mut input = Self::request(q);
+        let input = Self::request(q)?;
+        let mut next_token: Option<String> = None;
         let mut errors = Vec::new();
         let mut successes = Vec::new();
         for _ in 0..MAX_PAGES {
-            let page: GetMetricDataOutput = self.api.call("GetMetricData", &input).await?;
-            for result in page.metric_data_results {
-                match result.status_code.as_deref() {
-                    Some("InternalError") => {
+            let page = retry::call(&self.retry, GET_METRIC_DATA, || {
+                self.client
+                    .get_metric_data()
+                    .set_metric_data_queries(input.metric_data_queries.clone())
+                    .set_start_time(input.start_time)
+                    .set_end_time(input.end_time)
+                    .set_scan_by(input.scan_by.clone())
+                    .set_next_token(next_token.clone())
+                    .send()
+            })
+            .await?;
+            for result in page.metric_data_results() {
+                let id = result.id().unwrap_or_default();
+                match result.status_code() {
+                    Some(StatusCode::InternalError) => {
                         return Err(MetricsError::Transient {
-                            operation: "GetMetricData",
+                            operation: GET_METRIC_DATA,
                             code: "InternalError".into(),
-                            message: format!("query `{}` has status InternalError", result.id),
+                            message: format!("query `{id}` has status InternalError"),
                             attempts: 1,
+                            source: None,
                         });
                     }
-                    Some("Forbidden") => {
+                    Some(StatusCode::Forbidden) => {
                         return Err(MetricsError::Refused {
-                            operation: "GetMetricData",
+                            operation: GET_METRIC_DATA,
                             status: 200,
                             code: "Forbidden".into(),
-                            message: format!("query `{}` has status Forbidden", result.id),
+                            message: format!("query `{id}` has status Forbidden"),
+                            source: None,
                         });
                     }
                     _ => {}
                 }
-                match result.id.as_str() {
-                    ERRORS_ID => errors.extend(result.values),
-                    SUCCESSES_ID => successes.extend(result.values),
+                match id {
+                    ERRORS_ID => errors.extend_from_slice(result.values()),
+                    SUCCESSES_ID => successes.extend_from_slice(result.values()),
                     other => {
                         return Err(MetricsError::BadResponse {
-                            operation: "GetMetricData",
+                            operation: GET_METRIC_DATA,
                             message: format!("a result for query `{other}`, which was not asked"),
+                            source: None,
                         });
                     }
                 }
             }
-            match page.next_token {
-                Some(token) if !token.is_empty() => input.next_token = Some(token),
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
                 _ => {
                     return Ok(Observation {
                         errors,
@@ -182,97 +266,11 @@ impl MetricsSource for CloudWatchMetrics {
             }
         }
         Err(MetricsError::BadResponse {
-            operation: "GetMetricData",
+            operation: GET_METRIC_DATA,
             message: format!("still more pages after {MAX_PAGES}; the window is too long"),
+            source: None,
         })
     }
-}
-
-/// GetMetricData's input (the fields used here).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GetMetricDataInput {
-    pub metric_data_queries: Vec<MetricDataQuery>,
-    /// Unix seconds.
-    pub start_time: i64,
-    /// Unix seconds.
-    pub end_time: i64,
-    pub scan_by: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_token: Option<String>,
-}
-
-/// One query of a GetMetricData call.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct MetricDataQuery {
-    pub id: String,
-    pub metric_stat: MetricStat,
-    pub return_data: bool,
-}
-
-/// A metric, a period and a statistic.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct MetricStat {
-    pub metric: Metric,
-    pub period: u32,
-    pub stat: String,
-}
-
-/// A metric's identity.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Metric {
-    pub namespace: String,
-    pub metric_name: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub dimensions: Vec<Dimension>,
-}
-
-/// A metric dimension.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Dimension {
-    pub name: String,
-    pub value: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct GetMetricDataOutput {
-    #[serde(default)]
-    metric_data_results: Vec<MetricDataResult>,
-    #[serde(default)]
-    next_token: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct MetricDataResult {
-    id: String,
-    #[serde(default)]
-    values: Vec<f64>,
-    #[serde(default)]
-    status_code: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutMetricDataInput {
-    namespace: String,
-    metric_data: Vec<PutDatum>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutDatum {
-    metric_name: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    dimensions: Vec<Dimension>,
-    timestamp: i64,
-    value: f64,
-    unit: String,
 }
 
 #[cfg(test)]
@@ -305,54 +303,60 @@ mod tests {
         }
     }
 
+    fn metric_of(q: &MetricDataQuery) -> &Metric {
+        q.metric_stat()
+            .and_then(MetricStat::metric)
+            .expect("a MetricStat query")
+    }
+
     #[test]
     fn the_request_is_plain_metric_stats_with_sum_over_sixty_seconds() {
-        let body = serde_json::to_value(CloudWatchMetrics::request(&query(None, false)))
-            .expect("serializes");
-        assert_eq!(
-            body,
-            serde_json::json!({
-                "MetricDataQueries": [{
-                    "Id": "errors",
-                    "MetricStat": {
-                        "Metric": {
-                            "Namespace": "EnvoyPrometheus/ResponseCode",
-                            "MetricName": "5xx-web",
-                            "Dimensions": [{"Name": "ClusterName", "Value": "c1"}],
-                        },
-                        "Period": 60,
-                        "Stat": "Sum",
-                    },
-                    "ReturnData": true,
-                }],
-                "StartTime": 1000,
-                "EndTime": 1600,
-                "ScanBy": "TimestampAscending",
-            })
-        );
+        let input = CloudWatchMetrics::request(&query(None, false)).expect("request");
+        let want = MetricDataQuery::builder()
+            .id("errors")
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        Metric::builder()
+                            .namespace("EnvoyPrometheus/ResponseCode")
+                            .metric_name("5xx-web")
+                            .dimensions(
+                                Dimension::builder().name("ClusterName").value("c1").build(),
+                            )
+                            .build(),
+                    )
+                    .period(60)
+                    .stat("Sum")
+                    .build(),
+            )
+            .return_data(true)
+            .build();
+        assert_eq!(input.metric_data_queries(), [want]);
+        assert_eq!(input.start_time(), Some(&DateTime::from_secs(1000)));
+        assert_eq!(input.end_time(), Some(&DateTime::from_secs(1600)));
+        assert_eq!(input.scan_by(), Some(&ScanBy::TimestampAscending));
+        assert_eq!(input.next_token(), None);
     }
 
     #[test]
     fn request_counts_and_the_version_dimension_are_added_when_configured() {
-        let input = CloudWatchMetrics::request(&query(Some("pod_controller_name"), true));
+        let input =
+            CloudWatchMetrics::request(&query(Some("pod_controller_name"), true)).expect("request");
         let names: Vec<&str> = input
-            .metric_data_queries
+            .metric_data_queries()
             .iter()
-            .map(|q| q.metric_stat.metric.metric_name.as_str())
+            .filter_map(|q| metric_of(q).metric_name())
             .collect();
         assert_eq!(names, ["5xx-web", "2xx-web"]);
-        for q in &input.metric_data_queries {
+        for q in input.metric_data_queries() {
             assert_eq!(
-                q.metric_stat.metric.dimensions,
-                vec![
-                    Dimension {
-                        name: "ClusterName".into(),
-                        value: "c1".into()
-                    },
-                    Dimension {
-                        name: "pod_controller_name".into(),
-                        value: "web-3".into()
-                    },
+                metric_of(q).dimensions(),
+                [
+                    Dimension::builder().name("ClusterName").value("c1").build(),
+                    Dimension::builder()
+                        .name("pod_controller_name")
+                        .value("web-3")
+                        .build(),
                 ]
             );
         }

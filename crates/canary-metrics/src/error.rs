@@ -1,6 +1,12 @@
 //! The crate's one error type, and its mapping to the state machine's error names.
+//! Every variant that comes from a failed call keeps that call's error as its
+//! `source`, so a reader of the chain sees the SDK's own explanation.
 
 use canary_core::errors;
+
+/// The cause of a [`MetricsError`]: the SDK's error. It is `None` when the problem
+/// was found by this crate (an `InternalError` result status, a missing region).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a metrics query failed.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +22,9 @@ pub enum MetricsError {
         message: String,
         /// How many attempts were made.
         attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The backend refused the query (bad request, access denied, unknown metric ...).
     #[error("{operation} was refused with HTTP {status}: `{code}`: {message}")]
@@ -28,6 +37,9 @@ pub enum MetricsError {
         code: String,
         /// The backend's message.
         message: String,
+        /// The SDK's error.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The backend answered with something we cannot read.
     #[error("{operation} answered with an unreadable response: {message}")]
@@ -36,14 +48,21 @@ pub enum MetricsError {
         operation: &'static str,
         /// What was wrong with it.
         message: String,
+        /// The SDK's error.
+        #[source]
+        source: Option<BoxError>,
     },
-    /// The client could not be set up (no region, no credentials, no TLS roots, a bad endpoint).
+    /// The client could not be set up or could not build a request (no region, no
+    /// credentials, a bad endpoint).
     #[error("metrics client setup failed: {what}: {message}")]
     Setup {
-        /// What could not be set up (`region`, `credentials`, `endpoint`, `tls`).
+        /// What could not be set up (`region`, `credentials`, `endpoint`, `request`).
         what: &'static str,
         /// Why.
         message: String,
+        /// The SDK's error.
+        #[source]
+        source: Option<BoxError>,
     },
 }
 

@@ -15,7 +15,7 @@ mod query;
 use async_trait::async_trait;
 use canary_core::{DeploySpec, Observation, Verdict};
 
-pub use error::MetricsError;
+pub use error::{BoxError, MetricsError};
 pub use query::{DEFAULT_PERIOD_SECONDS, HealthQuery};
 
 /// A backend that can count a service's 5xx and 2xx responses over a window.

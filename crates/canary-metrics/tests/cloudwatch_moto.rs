@@ -253,3 +253,22 @@ async fn metric_overrides_and_extra_dimensions_are_queried() {
     let v = check(&cw, &s, 2, NOW).await.expect("check");
     assert_eq!(v.status, VerdictStatus::Healthy, "{}", v.reason);
 }
+
+#[tokio::test]
+async fn more_than_one_batch_of_datapoints_is_written_and_read_back() {
+    // 1,500 datapoints: two PutMetricData calls, the first well over the 10 KiB above
+    // which the SDK compresses PutMetricData bodies by default.
+    let cw = source().await;
+    let svc = service();
+    let name = format!("5xx-{svc}");
+    let data: Vec<MetricDatum> = (0..1_500)
+        .map(|i| datum(&name, &[], 1 + (i % 590), 1.0))
+        .collect();
+    cw.put_metric_data("EnvoyPrometheus/ResponseCode", &data)
+        .await
+        .expect("put");
+    let s = spec(&svc, json!({"failure_threshold_value": 10_000}));
+    let v = check(&cw, &s, 2, NOW).await.expect("check");
+    assert_eq!(v.errors, 1_500.0, "{}", v.reason);
+    assert_eq!(v.status, VerdictStatus::Healthy, "{}", v.reason);
+}

@@ -1,6 +1,7 @@
 //! Retry classification against a scripted CloudWatch on loopback (moto cannot throttle):
-//! a raw HTTP server answers each request with the next scripted answer and records
-//! what it was sent. The client is the production one, configured as for moto.
+//! a raw HTTP server answers each request with the next scripted answer in the Smithy
+//! RPC v2 CBOR protocol that `aws-sdk-cloudwatch` speaks, and records what it was sent.
+//! The client is the production one, configured as for moto.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test helpers may fail loudly
 
@@ -10,35 +11,102 @@ use std::time::Duration;
 use canary_core::{VerdictStatus, errors};
 use canary_metrics::cloudwatch::{CloudWatchMetrics, RetryPolicy};
 use canary_metrics::{MetricsError, check};
+use ciborium::Value as Cbor;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+/// The path every GetMetricData call is sent to.
+const GET_METRIC_DATA_PATH: &str = "/service/GraniteServiceVersion20100801/operation/GetMetricData";
 
 #[derive(Debug, Clone)]
 struct Answer {
     status: u16,
     headers: Vec<(&'static str, &'static str)>,
-    body: String,
+    body: Vec<u8>,
+}
+
+fn text(s: &str) -> Cbor {
+    Cbor::Text(s.to_owned())
+}
+
+fn cbor(map: Vec<(&str, Cbor)>) -> Vec<u8> {
+    let value = Cbor::Map(map.into_iter().map(|(k, v)| (text(k), v)).collect());
+    let mut out = Vec::new();
+    ciborium::into_writer(&value, &mut out).expect("encodes");
+    out
+}
+
+/// A CBOR error answer, as CloudWatch sends it: `__type` and `message` in the body.
+fn error_answer(status: u16, query_error: Option<&'static str>, ty: &str, message: &str) -> Answer {
+    let mut headers = vec![("smithy-protocol", "rpc-v2-cbor")];
+    if let Some(q) = query_error {
+        headers.push(("x-amzn-query-error", q));
+    }
+    Answer {
+        status,
+        headers,
+        body: cbor(vec![("__type", text(ty)), ("message", text(message))]),
+    }
 }
 
 fn throttled() -> Answer {
-    Answer {
-        status: 400,
-        headers: vec![("x-amzn-query-error", "Throttling;Sender")],
-        body: json!({"__type": "com.amazonaws.cloudwatch#Throttling", "message": "Rate exceeded"})
-            .to_string(),
-    }
+    error_answer(
+        400,
+        Some("Throttling;Sender"),
+        "com.amazonaws.cloudwatch#Throttling",
+        "Rate exceeded",
+    )
 }
 
+/// One page of the `errors` query. Timestamps are whole epoch seconds under tag 1, as
+/// moto writes them.
 fn page(errors: &[f64], next: Option<&str>) -> Answer {
-    let mut body = json!({"MetricDataResults": [{"Id": "errors", "Label": "5xx", "Timestamps": [], "Values": errors, "StatusCode": "Complete"}]});
+    let stamps = (0..errors.len())
+        .map(|i| {
+            Cbor::Tag(
+                1,
+                Box::new(Cbor::Integer((1_767_225_000 + 60 * i as i64).into())),
+            )
+        })
+        .collect();
+    let result = Cbor::Map(vec![
+        (text("Id"), text("errors")),
+        (text("Label"), text("5xx")),
+        (text("Timestamps"), Cbor::Array(stamps)),
+        (
+            text("Values"),
+            Cbor::Array(errors.iter().map(|v| Cbor::Float(*v)).collect()),
+        ),
+        (text("StatusCode"), text("Complete")),
+    ]);
+    let mut body = vec![("MetricDataResults", Cbor::Array(vec![result]))];
     if let Some(t) = next {
-        body["NextToken"] = json!(t);
+        body.push(("NextToken", text(t)));
     }
     Answer {
         status: 200,
-        headers: vec![],
-        body: body.to_string(),
+        headers: vec![("smithy-protocol", "rpc-v2-cbor")],
+        body: cbor(body),
+    }
+}
+
+/// CBOR as JSON, for assertions (tags are dropped, their content kept).
+fn json_of(v: &Cbor) -> Value {
+    match v {
+        Cbor::Integer(i) => json!(i128::from(*i)),
+        Cbor::Float(f) => json!(f),
+        Cbor::Text(s) => json!(s),
+        Cbor::Bool(b) => json!(b),
+        Cbor::Array(items) => Value::Array(items.iter().map(json_of).collect()),
+        Cbor::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.as_text().unwrap_or_default().to_owned(), json_of(v)))
+                .collect(),
+        ),
+        Cbor::Tag(_, inner) => json_of(inner),
+        _ => Value::Null,
     }
 }
 
@@ -93,13 +161,13 @@ async fn serve(script: Vec<Answer>) -> (String, Arc<Mutex<Vec<Seen>>>) {
                     break (head, buf[end + 4..].to_vec());
                 }
             };
-            log.lock().expect("log").push(Seen {
-                head,
-                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            });
+            let body = ciborium::from_reader::<Cbor, _>(body.as_slice())
+                .map(|v| json_of(&v))
+                .unwrap_or(Value::Null);
+            log.lock().expect("log").push(Seen { head, body });
             let a = script[i.min(script.len() - 1)].clone();
             let mut out = format!(
-                "HTTP/1.1 {} X\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n",
+                "HTTP/1.1 {} X\r\ncontent-type: application/cbor\r\ncontent-length: {}\r\nconnection: close\r\n",
                 a.status,
                 a.body.len()
             );
@@ -107,8 +175,9 @@ async fn serve(script: Vec<Answer>) -> (String, Arc<Mutex<Vec<Seen>>>) {
                 out.push_str(&format!("{k}: {v}\r\n"));
             }
             out.push_str("\r\n");
-            out.push_str(&a.body);
-            let _ = sock.write_all(out.as_bytes()).await;
+            let mut bytes = out.into_bytes();
+            bytes.extend_from_slice(&a.body);
+            let _ = sock.write_all(&bytes).await;
             let _ = sock.shutdown().await;
         }
     });
@@ -163,9 +232,13 @@ async fn throttling_is_retried_and_every_page_is_read() {
     for s in seen.iter() {
         let head = s.head.to_ascii_lowercase();
         assert!(
-            head.contains("x-amz-target: graniteserviceversion20100801.getmetricdata"),
+            head.starts_with(&format!(
+                "post {} ",
+                GET_METRIC_DATA_PATH.to_ascii_lowercase()
+            )),
             "{head}"
         );
+        assert!(head.contains("smithy-protocol: rpc-v2-cbor"), "{head}");
         assert!(
             head.contains("authorization: aws4-hmac-sha256 credential=akid/"),
             "{head}"
@@ -180,9 +253,15 @@ async fn throttling_is_retried_and_every_page_is_read() {
         seen[3].body["NextToken"], "p2",
         "the second page asks for the token"
     );
+    let query = &seen[3].body["MetricDataQueries"][0];
+    assert_eq!(query["MetricStat"]["Metric"]["MetricName"], "5xx-web");
+    assert_eq!(query["MetricStat"]["Stat"], "Sum");
+    assert_eq!(query["MetricStat"]["Period"], 60);
+    assert_eq!(seen[3].body["ScanBy"], "TimestampAscending");
     assert_eq!(
-        seen[3].body["MetricDataQueries"][0]["MetricStat"]["Metric"]["MetricName"],
-        "5xx-web"
+        seen[3].body["EndTime"].as_f64(),
+        Some(1_767_225_600.0),
+        "the window ends at the check"
     );
 }
 
@@ -191,7 +270,7 @@ async fn server_errors_are_retried_too() {
     let unavailable = Answer {
         status: 503,
         headers: vec![],
-        body: "{}".into(),
+        body: b"{}".to_vec(),
     };
     let (endpoint, seen) = serve(vec![unavailable, page(&[0.0], None)]).await;
     let v = check(&client(&endpoint, 3).await, &spec(), 2, 1_767_225_600)
@@ -212,22 +291,71 @@ async fn throttling_that_never_ends_is_a_transient_metrics_error_after_the_last_
         matches!(&err, MetricsError::Transient { code, attempts: 3, .. } if code == "Throttling"),
         "{err:?}"
     );
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the SDK's error is kept as the cause: {err:?}"
+    );
     assert_eq!(seen.lock().expect("log").len(), 3);
 }
 
 #[tokio::test]
-async fn a_refused_query_is_a_metrics_error_and_is_not_retried() {
-    let refused = Answer {
-        status: 400,
+async fn error_codes_are_read_from_the_cbor_type_without_its_namespace_and_from_the_status() {
+    let (endpoint, _) = serve(vec![error_answer(
+        400,
+        None,
+        "com.amazon.coral.availability#ThrottlingException",
+        "Rate exceeded",
+    )])
+    .await;
+    let err = check(&client(&endpoint, 2).await, &spec(), 2, 1_767_225_600)
+        .await
+        .expect_err("gives up");
+    assert!(
+        matches!(&err, MetricsError::Transient { code, message, attempts: 2, .. }
+            if code == "ThrottlingException" && message == "Rate exceeded"),
+        "{err:?}"
+    );
+
+    let bad_gateway = Answer {
+        status: 502,
         headers: vec![],
-        body: json!({"__type": "InvalidParameterValue", "message": "The value 7 for parameter Period is not valid."}).to_string(),
+        body: b"<html>oops</html>".to_vec(),
     };
+    let (endpoint, _) = serve(vec![bad_gateway]).await;
+    let err = check(&client(&endpoint, 2).await, &spec(), 2, 1_767_225_600)
+        .await
+        .expect_err("gives up");
+    assert!(
+        matches!(&err, MetricsError::Transient { code, .. } if code == "HTTP 502"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_query_is_a_metrics_error_and_is_not_retried() {
+    let refused = error_answer(
+        400,
+        None,
+        "InvalidParameterValue",
+        "The value 7 for parameter Period is not valid.",
+    );
     let (endpoint, seen) = serve(vec![refused]).await;
     let err = check(&client(&endpoint, 5).await, &spec(), 2, 1_767_225_600)
         .await
         .expect_err("refused");
     assert_eq!(err.error_type(), errors::METRICS_ERROR);
     assert!(err.to_string().contains("InvalidParameterValue"), "{err}");
+    assert!(
+        matches!(
+            &err,
+            MetricsError::Refused {
+                status: 400,
+                source: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(seen.lock().expect("log").len(), 1);
 }
 
