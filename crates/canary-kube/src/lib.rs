@@ -12,11 +12,13 @@ pub mod client;
 pub mod eks;
 pub mod error;
 pub mod ops;
+pub mod readiness;
 pub mod resources;
 pub mod router;
 
 pub use client::{ApiStats, ClientSource, Cluster, RequestPolicy, StatsSnapshot};
 pub use eks::{ClusterEndpoint, TokenCache, TokenPolicy, describe_cluster};
 pub use error::{Error, Result};
-pub use ops::{ApplyReport, DeleteReport, ObjectKey, Readiness};
+pub use ops::{ApplyReport, DeleteReport, ObjectKey};
+pub use readiness::Readiness;
 pub use router::{SetWeightsReport, Target, TrafficRouter, provider_of, router_for};
