@@ -15,6 +15,7 @@
 //! plan fits in one execution) → `execution` → `render`, `decide/`.
 
 pub mod clock;
+pub mod compare;
 pub mod decide;
 pub mod errors;
 pub mod execution;

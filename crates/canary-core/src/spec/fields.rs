@@ -25,6 +25,7 @@ pub const FIELDS: &[&str] = &[
     "success_metric_name",
     "metric_dimensions",
     "version_dimension",
+    "metrics",
 ];
 
 /// The known field nearest to an unknown one, if it is near enough to be a typo.

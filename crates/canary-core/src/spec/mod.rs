@@ -15,11 +15,16 @@ use serde::{Deserialize, Serialize};
 mod error;
 mod fields;
 mod health;
+mod metrics;
 mod parse;
 mod reader;
 
 pub use error::{FieldError, ValidationErrors};
 pub use fields::{FIELDS, near_field};
+pub use metrics::{
+    LatencyRule, LatticeSpec, MetricsSpec, PRESETS, PROMQL_PLACEHOLDERS, PromQueries,
+    PrometheusAuth, PrometheusSpec, SourceSpec, aps_region, fill_promql,
+};
 
 /// The CloudWatch namespace of the original design's metric filters.
 pub const DEFAULT_METRIC_NAMESPACE: &str = "EnvoyPrometheus/ResponseCode";
@@ -100,6 +105,9 @@ pub struct DeploySpec {
     /// Seconds the new Deployment has to become ready.
     pub ready_timeout: u64,
     pub health: HealthSpec,
+    /// Where the health numbers come from, and the latency and canary-vs-stable rules
+    /// (the `metrics` section).
+    pub metrics: MetricsSpec,
 }
 
 impl DeploySpec {

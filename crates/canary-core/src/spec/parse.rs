@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::fields::{FIELDS, near, near_field};
 use super::health::parse_health;
+use super::metrics::parse_metrics;
 use super::reader::{Reader, kind};
 use super::{
     DEFAULT_FAILURE_THRESHOLD_TIME, DEFAULT_READY_TIMEOUT, DeploySpec, FieldError, MAX_SECONDS,
@@ -76,6 +77,10 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
     let traffic_provider = read_provider(&mut r);
     let (check_interval, bake_time, ready_timeout) = read_timings(&mut r, wait_time);
     let health = parse_health(&mut r, service.as_deref());
+    let mut metrics = parse_metrics(&mut r);
+    if let (Some(rule), Some(min)) = (metrics.compare.as_mut(), health.min_request_count) {
+        rule.min_requests = min as f64;
+    }
 
     if !r.errors.is_empty() {
         return Err(ValidationErrors(r.errors));
@@ -112,6 +117,7 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
                 bake_time,
                 ready_timeout,
                 health,
+                metrics,
             };
             check_history_limit(&spec, map.get("check_interval"))?;
             Ok(spec)

@@ -1,0 +1,185 @@
+//! The `metrics` section of deploy.json: a Prometheus, an Amazon Managed Service for
+//! Prometheus (SigV4) and a VPC Lattice source validate; broken ones are refused with
+//! every error naming its field.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use canary_core::DeploySpec;
+use canary_core::spec::{PrometheusAuth, SourceSpec};
+use common::seed_doc;
+use serde_json::{Value, json};
+
+fn with_metrics(metrics: Value) -> Value {
+    let mut doc = seed_doc("yelb-appserver");
+    doc["metrics"] = metrics;
+    doc
+}
+
+fn errors(metrics: Value) -> Vec<String> {
+    match DeploySpec::parse(&with_metrics(metrics), None) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn without_a_metrics_section_the_source_is_cloudwatch_with_no_extra_rules() {
+    let spec = DeploySpec::parse(&seed_doc("yelb-ui"), None).unwrap();
+    assert_eq!(spec.metrics.source.name(), "cloudwatch");
+    assert!(spec.metrics.latency.is_none() && spec.metrics.compare.is_none());
+}
+
+#[test]
+fn a_prometheus_source_with_a_preset_latency_and_comparison_validates() {
+    let spec = DeploySpec::parse(
+        &with_metrics(json!({"source": "prometheus", "url": "http://prometheus.monitoring:9090/",
+            "preset": "istio", "max_latency_ms": 250, "compare_to_stable": {"margin_percent": 0.5}})),
+        None,
+    )
+    .unwrap();
+    let SourceSpec::Prometheus(p) = &spec.metrics.source else {
+        panic!("{:?}", spec.metrics.source)
+    };
+    assert_eq!(p.url, "http://prometheus.monitoring:9090");
+    assert_eq!(p.auth, PrometheusAuth::None);
+    assert!(p.queries.requests.contains("istio_requests_total"));
+    let latency = spec.metrics.latency.unwrap();
+    assert_eq!((latency.max_ms, latency.quantile), (250.0, 0.99));
+    let compare = spec.metrics.compare.unwrap();
+    assert_eq!((compare.margin_percent, compare.confidence), (0.5, 0.95));
+}
+
+#[test]
+fn an_amp_workspace_url_means_sigv4_in_its_region() {
+    let spec = DeploySpec::parse(
+        &with_metrics(json!({"source": "prometheus",
+            "url": "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-0123abcd",
+            "queries": {"requests": "sum(increase(http_requests_total{namespace=\"{namespace}\", workload=\"{workload}\"}[{window}]))",
+                        "errors": "sum(increase(http_requests_total{namespace=\"{namespace}\", workload=\"{workload}\", code=~\"5..\"}[{window}]))"}})),
+        None,
+    )
+    .unwrap();
+    let SourceSpec::Prometheus(p) = &spec.metrics.source else {
+        panic!()
+    };
+    assert_eq!(
+        p.auth,
+        PrometheusAuth::Sigv4 {
+            region: "eu-west-1".into()
+        }
+    );
+    assert_eq!(p.preset, None);
+}
+
+#[test]
+fn a_lattice_source_validates() {
+    let spec = DeploySpec::parse(
+        &with_metrics(json!({"source": "lattice", "max_latency_ms": 800})),
+        None,
+    )
+    .unwrap();
+    assert_eq!(spec.metrics.source.name(), "lattice");
+}
+
+#[test]
+fn broken_sections_are_refused_naming_each_field() {
+    let cases = [
+        (
+            json!({"source": "prometeus"}),
+            "metrics.source",
+            "did you mean `prometheus`",
+        ),
+        (
+            json!({"source": "prometheus"}),
+            "metrics.url",
+            "is required",
+        ),
+        (
+            json!({"source": "prometheus", "url": "ftp://x"}),
+            "metrics.url",
+            "http://",
+        ),
+        (
+            json!({"source": "prometheus", "url": "http://p:9090", "auth": "bearer"}),
+            "metrics.credentials_env",
+            "is required",
+        ),
+        (
+            json!({"source": "prometheus", "url": "http://p:9090", "auth": "sigv5"}),
+            "metrics.auth",
+            "did you mean `sigv4`",
+        ),
+        (
+            json!({"source": "prometheus", "url": "http://p:9090", "auth": "sigv4"}),
+            "metrics.region",
+            "is required",
+        ),
+        (
+            json!({"source": "prometheus", "url": "http://p:9090", "preset": "istoi"}),
+            "metrics.preset",
+            "did you mean `istio`",
+        ),
+        (
+            json!({"source": "prometheus", "url": "http://p:9090", "queries": {"requests": "up"}}),
+            "metrics.queries.errors",
+            "is required",
+        ),
+        (
+            json!({"source": "prometheus", "url": "http://p:9090", "queries": {"requests": "x{servce}", "errors": "y"}}),
+            "metrics.queries.requests",
+            "did you mean `service`",
+        ),
+        (
+            json!({"source": "prometheus", "url": "http://p:9090", "queries": {"requests": "a", "errors": "b"}, "max_latency_ms": 100}),
+            "metrics.max_latency_ms",
+            "queries.latency",
+        ),
+        (
+            json!({"source": "cloudwatch", "max_latency_ms": 100}),
+            "metrics.max_latency_ms",
+            "latency_metric_name",
+        ),
+        (
+            json!({"source": "lattice", "url": "http://p:9090"}),
+            "metrics.url",
+            "does not apply to source `lattice`",
+        ),
+        (
+            json!({"source": "lattice", "latency_quantile": 0.2}),
+            "metrics.latency_quantile",
+            "between 0.5 and 0.999",
+        ),
+        (
+            json!({"source": "lattice", "compare_to_stable": "yes"}),
+            "metrics.compare_to_stable",
+            "must be true, false or an object",
+        ),
+        (
+            json!({"source": "lattice", "compare_to_stable": {"confidence": 1.5}}),
+            "metrics.compare_to_stable.confidence",
+            "between",
+        ),
+        (
+            json!({"source": "lattice", "treshold": 1}),
+            "metrics.treshold",
+            "is not a known field",
+        ),
+        (json!("prometheus"), "metrics", "must be an object"),
+    ];
+    for (metrics, field, words) in cases {
+        let errs = errors(metrics.clone());
+        let hit = errs.iter().find(|e| e.starts_with(&format!("`{field}`")));
+        let Some(hit) = hit else {
+            panic!("{metrics}: no error names `{field}`: {errs:?}")
+        };
+        assert!(hit.contains(words), "{metrics}: `{hit}` lacks `{words}`");
+    }
+}
+
+#[test]
+fn every_problem_of_the_section_is_reported_at_once() {
+    let errs = errors(json!({"source": "prometheus", "auth": "bearer", "max_latency_ms": -1}));
+    assert!(errs.len() >= 3, "{errs:?}");
+}
