@@ -7,7 +7,7 @@
 mod common;
 
 use canary_core::DeploySpec;
-use canary_core::spec::{PrometheusAuth, SourceSpec};
+use canary_core::spec::{MetricsSpec, PrometheusAuth, SourceSpec, parse_metrics_section};
 use common::seed_doc;
 use serde_json::{Value, json};
 
@@ -18,10 +18,14 @@ fn with_metrics(metrics: Value) -> Value {
 }
 
 fn errors(metrics: Value) -> Vec<String> {
-    match DeploySpec::parse(&with_metrics(metrics), None) {
+    match parse_metrics_section(&metrics) {
         Ok(_) => Vec::new(),
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
+}
+
+fn section(metrics: Value) -> MetricsSpec {
+    parse_metrics_section(&metrics).unwrap()
 }
 
 #[test]
@@ -33,35 +37,29 @@ fn without_a_metrics_section_the_source_is_cloudwatch_with_no_extra_rules() {
 
 #[test]
 fn a_prometheus_source_with_a_preset_latency_and_comparison_validates() {
-    let spec = DeploySpec::parse(
-        &with_metrics(json!({"source": "prometheus", "url": "http://prometheus.monitoring:9090/",
-            "preset": "istio", "max_latency_ms": 250, "compare_to_stable": {"margin_percent": 0.5}})),
-        None,
-    )
-    .unwrap();
-    let SourceSpec::Prometheus(p) = &spec.metrics.source else {
-        panic!("{:?}", spec.metrics.source)
+    let metrics = section(
+        json!({"source": "prometheus", "url": "http://prometheus.monitoring:9090/",
+            "preset": "istio", "max_latency_ms": 250, "compare_to_stable": {"margin_percent": 0.5}}),
+    );
+    let SourceSpec::Prometheus(p) = &metrics.source else {
+        panic!("{:?}", metrics.source)
     };
     assert_eq!(p.url, "http://prometheus.monitoring:9090");
     assert_eq!(p.auth, PrometheusAuth::None);
     assert!(p.queries.requests.contains("istio_requests_total"));
-    let latency = spec.metrics.latency.unwrap();
+    let latency = metrics.latency.unwrap();
     assert_eq!((latency.max_ms, latency.quantile), (250.0, 0.99));
-    let compare = spec.metrics.compare.unwrap();
+    let compare = metrics.compare.unwrap();
     assert_eq!((compare.margin_percent, compare.confidence), (0.5, 0.95));
 }
 
 #[test]
 fn an_amp_workspace_url_means_sigv4_in_its_region() {
-    let spec = DeploySpec::parse(
-        &with_metrics(json!({"source": "prometheus",
+    let metrics = section(json!({"source": "prometheus",
             "url": "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-0123abcd",
             "queries": {"requests": "sum(increase(http_requests_total{namespace=\"{namespace}\", workload=\"{workload}\"}[{window}]))",
-                        "errors": "sum(increase(http_requests_total{namespace=\"{namespace}\", workload=\"{workload}\", code=~\"5..\"}[{window}]))"}})),
-        None,
-    )
-    .unwrap();
-    let SourceSpec::Prometheus(p) = &spec.metrics.source else {
+                        "errors": "sum(increase(http_requests_total{namespace=\"{namespace}\", workload=\"{workload}\", code=~\"5..\"}[{window}]))"}}));
+    let SourceSpec::Prometheus(p) = &metrics.source else {
         panic!()
     };
     assert_eq!(
@@ -75,12 +73,8 @@ fn an_amp_workspace_url_means_sigv4_in_its_region() {
 
 #[test]
 fn a_lattice_source_validates() {
-    let spec = DeploySpec::parse(
-        &with_metrics(json!({"source": "lattice", "max_latency_ms": 800})),
-        None,
-    )
-    .unwrap();
-    assert_eq!(spec.metrics.source.name(), "lattice");
+    let metrics = section(json!({"source": "lattice", "max_latency_ms": 800}));
+    assert_eq!(metrics.source.name(), "lattice");
 }
 
 #[test]
@@ -182,4 +176,30 @@ fn broken_sections_are_refused_naming_each_field() {
 fn every_problem_of_the_section_is_reported_at_once() {
     let errs = errors(json!({"source": "prometheus", "auth": "bearer", "max_latency_ms": -1}));
     assert!(errs.len() >= 3, "{errs:?}");
+}
+
+#[test]
+fn a_deploy_json_asking_for_what_the_health_check_does_not_read_yet_is_refused_before_anything_runs()
+ {
+    let doc = with_metrics(
+        json!({"source": "prometheus", "url": "http://p:9090", "compare_to_stable": true}),
+    );
+    let errs: Vec<String> = DeploySpec::parse(&doc, None)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("`metrics.source`") && e.contains("not available yet")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("`metrics.compare_to_stable`")),
+        "{errs:?}"
+    );
+    let cloudwatch = with_metrics(json!({"source": "cloudwatch"}));
+    assert!(DeploySpec::parse(&cloudwatch, None).is_ok());
 }

@@ -17,13 +17,14 @@ mod fields;
 mod health;
 mod metrics;
 mod parse;
+mod prometheus;
 mod reader;
 
 pub use error::{FieldError, ValidationErrors};
 pub use fields::{FIELDS, near_field};
 pub use metrics::{
     LatencyRule, LatticeSpec, MetricsSpec, PRESETS, PROMQL_PLACEHOLDERS, PromQueries,
-    PrometheusAuth, PrometheusSpec, SourceSpec, aps_region, fill_promql,
+    PrometheusAuth, PrometheusSpec, SourceSpec, aps_region, fill_promql, parse_metrics_section,
 };
 
 /// The CloudWatch namespace of the original design's metric filters.

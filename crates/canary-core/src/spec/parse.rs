@@ -78,6 +78,10 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
     let (check_interval, bake_time, ready_timeout) = read_timings(&mut r, wait_time);
     let health = parse_health(&mut r, service.as_deref());
     let mut metrics = parse_metrics(&mut r);
+    if r.errors.is_empty() {
+        let gated = metrics.not_yet_available(r.get("metrics"));
+        r.errors.extend(gated);
+    }
     if let (Some(rule), Some(min)) = (metrics.compare.as_mut(), health.min_request_count) {
         rule.min_requests = min as f64;
     }
