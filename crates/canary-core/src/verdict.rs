@@ -91,7 +91,9 @@ impl Observation {
     }
 }
 
-/// Judges an observation. `max_errors` is deploy.json's `failure_threshold_value`.
+/// Judges an observation. `max_errors` is deploy.json's `failure_threshold_value`. The
+/// rules are applied in the order of their precedence, one branch each, so that the
+/// sentence names the rule that decided; that order is why the function is one piece.
 pub fn judge(
     health: &HealthSpec,
     max_errors: f64,

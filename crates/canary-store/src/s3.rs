@@ -87,6 +87,8 @@ impl S3Objects {
     }
 }
 
+/// One table from S3 error codes and HTTP statuses to the store's errors; it is long
+/// because it lists every case the store treats apart, in one place.
 fn classify<E>(
     operation: &'static str,
     key: &str,

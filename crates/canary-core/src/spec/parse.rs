@@ -46,6 +46,9 @@ impl DeploySpec {
     }
 }
 
+/// Reads every field in the order its errors are reported, then builds the spec. It is
+/// long because it is the one list of deploy.json's fields and their assembly; each
+/// field's rules are in a helper.
 fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, ValidationErrors> {
     let Value::Object(map) = doc else {
         return Err(ValidationErrors(vec![FieldError::new(

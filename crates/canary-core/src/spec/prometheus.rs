@@ -150,6 +150,34 @@ pub fn aps_region(url: &str) -> Option<String> {
     (!region.is_empty() && !region.contains('.')).then(|| region.to_owned())
 }
 
+/// SigV4 in `region` (given, or read from the workspace URL).
+fn sigv4(m: &mut Reader<'_>, region: Option<String>, region_v: Option<&Value>) -> PrometheusAuth {
+    let valid = |r: &str| {
+        !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    match region {
+        Some(r) if valid(&r) => PrometheusAuth::Sigv4 { region: r },
+        Some(_) => {
+            m.fail(
+                "metrics.region",
+                region_v,
+                "must be an AWS region such as `us-east-1`",
+            );
+            PrometheusAuth::None
+        }
+        None => {
+            m.fail(
+                "metrics.region",
+                None,
+                "is required with auth `sigv4` when `url` is not an aps-workspaces URL",
+            );
+            PrometheusAuth::None
+        }
+    }
+}
+
 fn read_auth(m: &mut Reader<'_>, url: &str) -> PrometheusAuth {
     let v = m.get("auth");
     let default = if aps_region(url).is_some() {
@@ -209,31 +237,7 @@ fn read_auth(m: &mut Reader<'_>, url: &str) -> PrometheusAuth {
         },
         "sigv4" => {
             let region = region.or_else(|| aps_region(url));
-            match region {
-                Some(r)
-                    if !r.is_empty()
-                        && r.chars()
-                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') =>
-                {
-                    PrometheusAuth::Sigv4 { region: r }
-                }
-                Some(_) => {
-                    m.fail(
-                        "metrics.region",
-                        region_v,
-                        "must be an AWS region such as `us-east-1`",
-                    );
-                    PrometheusAuth::None
-                }
-                None => {
-                    m.fail(
-                        "metrics.region",
-                        None,
-                        "is required with auth `sigv4` when `url` is not an aps-workspaces URL",
-                    );
-                    PrometheusAuth::None
-                }
-            }
+            sigv4(m, region, region_v)
         }
         other => {
             let choices = ["none", "bearer", "basic", "sigv4"];
@@ -287,6 +291,11 @@ fn read_queries(m: &mut Reader<'_>) -> (PromQueries, Option<String>) {
             Some("envoy".into()),
         );
     };
+    (read_custom_queries(m, v), None)
+}
+
+/// `metrics.queries`: PromQL templates given by the user.
+fn read_custom_queries(m: &mut Reader<'_>, v: &Value) -> PromQueries {
     let Value::Object(map) = v else {
         m.fail(
             "metrics.queries",
@@ -296,7 +305,7 @@ fn read_queries(m: &mut Reader<'_>) -> (PromQueries, Option<String>) {
                 kind(v)
             ),
         );
-        return (empty_queries(), None);
+        return empty_queries();
     };
     let mut q = Reader {
         map,
@@ -332,7 +341,7 @@ fn read_queries(m: &mut Reader<'_>) -> (PromQueries, Option<String>) {
         latency: one(&mut q, "latency", false),
     };
     m.errors.append(&mut q.errors);
-    (queries, None)
+    queries
 }
 
 fn empty_queries() -> PromQueries {

@@ -25,6 +25,13 @@ use crate::labels;
 use crate::provider::{self, Share, TrafficProvider};
 use crate::spec::DeploySpec;
 
+mod checks;
+
+use checks::{
+    check_object, check_objects, check_params, check_route_weights, check_variables,
+    detect_provider, service_port,
+};
+
 /// The variables a template may use.
 pub const VARIABLES: &[&str] = &[
     "KUBERNETES_NAMESPACE",
@@ -167,57 +174,21 @@ pub enum RenderError {
     Params(String),
 }
 
-/// Renders the spec's template for `params`.
+/// Renders the spec's template for `params`: finds the route document, renders every
+/// document once without routes (to learn the provider, the per-version objects and the
+/// backends' port), then renders the route with its targets and checks the result.
 pub fn render(spec: &DeploySpec, params: &RenderParams) -> Result<Rendered, RenderError> {
     check_params(params)?;
     check_variables(&spec.template)?;
     let docs = split_documents(&spec.template);
-    let route_docs: Vec<&Doc> = docs
-        .iter()
-        .filter(|d| d.text.contains(ROUTES_VAR))
-        .collect();
-    let route_doc = match route_docs.as_slice() {
-        [one] => one.index,
-        [] => {
-            return Err(RenderError::Route(
-                "no document contains ${CANARY_ROUTES}; the route object (an App Mesh VirtualRouter or a Gateway API HTTPRoute/GRPCRoute) must list its targets with it".into(),
-            ));
-        }
-        many => {
-            let lines: Vec<String> = many.iter().map(|d| d.line.to_string()).collect();
-            return Err(RenderError::Route(format!(
-                "${{CANARY_ROUTES}} appears in {} documents (from lines {}); exactly one route object is allowed",
-                many.len(),
-                lines.join(", ")
-            )));
-        }
-    };
-
-    // First pass: every document with an empty route list, to find the provider, the
-    // per-version objects and the backends' port.
-    let mut first = Vec::new();
-    let other_version = params
-        .version
-        .checked_add(1)
-        .unwrap_or(params.version.saturating_sub(1));
-    let mut names_elsewhere = Vec::new();
-    for doc in &docs {
-        first.push(parse_doc(
-            doc,
-            &substitute(&doc.text, spec, params.version, ""),
-        )?);
-        let other = parse_doc(doc, &substitute(&doc.text, spec, other_version, ""))?;
-        names_elsewhere.push(other["metadata"]["name"].clone());
-    }
+    let route_doc = find_route_document(&docs)?;
+    let (first, names_elsewhere) = render_without_routes(spec, params, &docs)?;
     let route_value = &first[route_doc];
     let provider = detect_provider(spec, route_value)?;
     let route = RouteRef {
         api_version: str_field(route_value, "apiVersion"),
         kind: str_field(route_value, "kind"),
-        name: route_value["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        name: str_field(&route_value["metadata"], "name"),
     };
 
     let service = &spec.microservice_name;
@@ -255,38 +226,7 @@ pub fn render(spec: &DeploySpec, params: &RenderParams) -> Result<Rendered, Rend
             is_route: i == route_doc,
         });
     }
-
-    if objects
-        .iter()
-        .any(|o| o.is_route && o.scope == Scope::Version)
-    {
-        return Err(RenderError::Route(format!(
-            "the route object `{}` is named after ${{CANARY_VERSION}}; it must be shared by all versions",
-            route.name
-        )));
-    }
-    if !objects
-        .iter()
-        .any(|o| o.scope == Scope::Version && o.kind() == "Deployment" && o.name() == canary_name)
-    {
-        return Err(RenderError::Route(format!(
-            "the template has no Deployment named `{canary_name}` (metadata.name: ${{MICROSERVICE_NAME}}-${{CANARY_VERSION}})"
-        )));
-    }
-    let mut names = std::collections::HashSet::new();
-    for o in &objects {
-        if !names.insert((
-            o.api_version().to_owned(),
-            o.kind().to_owned(),
-            o.name().to_owned(),
-        )) {
-            return Err(RenderError::Route(format!(
-                "two documents define {} `{}`",
-                o.kind(),
-                o.name()
-            )));
-        }
-    }
+    check_objects(&objects, &route, &canary_name)?;
     let rendered = Rendered {
         objects,
         provider,
@@ -300,52 +240,62 @@ pub fn render(spec: &DeploySpec, params: &RenderParams) -> Result<Rendered, Rend
     Ok(rendered)
 }
 
-fn check_params(p: &RenderParams) -> Result<(), RenderError> {
-    if p.version == 0 {
-        return Err(RenderError::Params("versions start at 1".into()));
+/// The index of the one document that holds `${CANARY_ROUTES}`.
+fn find_route_document(docs: &[Doc]) -> Result<usize, RenderError> {
+    let route_docs: Vec<&Doc> = docs
+        .iter()
+        .filter(|d| d.text.contains(ROUTES_VAR))
+        .collect();
+    match route_docs.as_slice() {
+        [one] => Ok(one.index),
+        [] => {
+            let known: Vec<&str> = provider::REGISTRY
+                .iter()
+                .map(|p| p.route_objects())
+                .collect();
+            Err(RenderError::Route(format!(
+                "no document contains ${{CANARY_ROUTES}}; the route object ({}) must list its targets with it",
+                known.join(" or ")
+            )))
+        }
+        many => {
+            let lines: Vec<String> = many.iter().map(|d| d.line.to_string()).collect();
+            Err(RenderError::Route(format!(
+                "${{CANARY_ROUTES}} appears in {} documents (from lines {}); exactly one route object is allowed",
+                many.len(),
+                lines.join(", ")
+            )))
+        }
     }
-    if p.canary_weight > 100 {
-        return Err(RenderError::Params(format!(
-            "canary weight {} is above 100",
-            p.canary_weight
-        )));
+}
+
+/// Every document rendered with an empty route list, and the name each document has for
+/// another version (a document whose name changes belongs to one version).
+fn render_without_routes(
+    spec: &DeploySpec,
+    params: &RenderParams,
+    docs: &[Doc],
+) -> Result<(Vec<Value>, Vec<Value>), RenderError> {
+    let other_version = params
+        .version
+        .checked_add(1)
+        .unwrap_or(params.version.saturating_sub(1));
+    let mut first = Vec::with_capacity(docs.len());
+    let mut names_elsewhere = Vec::with_capacity(docs.len());
+    for doc in docs {
+        first.push(parse_doc(
+            doc,
+            &substitute(&doc.text, spec, params.version, ""),
+        )?);
+        let other = parse_doc(doc, &substitute(&doc.text, spec, other_version, ""))?;
+        names_elsewhere.push(other["metadata"]["name"].clone());
     }
-    match p.stable_version {
-        None if p.canary_weight != 100 => Err(RenderError::Params(format!(
-            "without a stable version the canary takes all traffic; weight {} was asked",
-            p.canary_weight
-        ))),
-        Some(s) if s == p.version => Err(RenderError::Params(format!(
-            "the stable version and the canary are both {s}"
-        ))),
-        _ => Ok(()),
-    }
+    Ok((first, names_elsewhere))
 }
 
 /// The route's versions for `params`: the stable version (if any) then the canary.
 pub fn backends(params: &RenderParams) -> Vec<Share> {
     provider::split(params.stable_version, params.version, params.canary_weight)
-}
-
-fn check_variables(template: &str) -> Result<(), RenderError> {
-    for (i, line) in template.lines().enumerate() {
-        let mut rest = line;
-        while let Some(start) = rest.find("${") {
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                return Err(RenderError::Unterminated { line: i + 1 });
-            };
-            let name = &after[..end];
-            if !VARIABLES.contains(&name) {
-                return Err(RenderError::UnknownVariable {
-                    name: name.to_owned(),
-                    line: i + 1,
-                });
-            }
-            rest = &after[end + 1..];
-        }
-    }
-    Ok(())
 }
 
 /// One YAML document of the template, with the line it starts on (1-based).
@@ -467,46 +417,6 @@ fn str_field(v: &Value, key: &str) -> String {
     v[key].as_str().unwrap_or_default().to_owned()
 }
 
-fn check_object(doc: &Doc, value: &Value, spec: &DeploySpec) -> Result<(), RenderError> {
-    let fail = |message: String| RenderError::Object {
-        document: doc.index + 1,
-        line: doc.line,
-        message,
-    };
-    for key in ["apiVersion", "kind"] {
-        match &value[key] {
-            Value::String(s) if !s.is_empty() => {}
-            Value::Null => return Err(fail(format!("has no `{key}`"))),
-            other => return Err(fail(format!("`{key}` must be a string, not {other}"))),
-        }
-    }
-    let Some(meta) = value["metadata"].as_object() else {
-        return Err(fail("has no `metadata` mapping".into()));
-    };
-    match meta.get("name") {
-        Some(Value::String(s)) if !s.is_empty() => {
-            if s.len() > 253 {
-                return Err(fail(format!(
-                    "metadata.name `{s}` is longer than 253 characters"
-                )));
-            }
-        }
-        Some(other) => return Err(fail(format!("metadata.name must be a string, not {other}"))),
-        None => return Err(fail("has no metadata.name".into())),
-    }
-    match meta.get("namespace") {
-        Some(Value::String(ns)) if *ns == spec.kubernetes_namespace => Ok(()),
-        Some(other) => Err(fail(format!(
-            "metadata.namespace is {other}, not the deployment's namespace `{}` (use ${{KUBERNETES_NAMESPACE}})",
-            spec.kubernetes_namespace
-        ))),
-        None => Err(fail(format!(
-            "has no metadata.namespace; set it to ${{KUBERNETES_NAMESPACE}} (`{}`)",
-            spec.kubernetes_namespace
-        ))),
-    }
-}
-
 fn label(value: &mut Value, service: &str, version: Option<u32>) {
     let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
@@ -529,86 +439,6 @@ fn label(value: &mut Value, service: &str, version: Option<u32>) {
             }
         }
     }
-}
-
-fn detect_provider(spec: &DeploySpec, route: &Value) -> Result<TrafficProvider, RenderError> {
-    let api = route["apiVersion"].as_str().unwrap_or_default();
-    let kind = route["kind"].as_str().unwrap_or_default();
-    let Some(detected) = TrafficProvider::for_route(api, kind) else {
-        let known: Vec<&str> = provider::REGISTRY
-            .iter()
-            .map(|p| p.route_objects())
-            .collect();
-        return Err(RenderError::Route(format!(
-            "the document with ${{CANARY_ROUTES}} is a `{kind}` ({api}); expected {}",
-            known.join(" or ")
-        )));
-    };
-    match spec.traffic_provider {
-        Some(p) if p != detected => Err(RenderError::Route(format!(
-            "traffic_provider is `{p}` but the route object is a {kind}, which is `{detected}`"
-        ))),
-        _ => Ok(detected),
-    }
-}
-
-fn service_port(objects: &[Value], name: &str) -> Result<u16, RenderError> {
-    let svc = objects
-        .iter()
-        .find(|o| o["kind"] == "Service" && o["apiVersion"] == "v1" && o["metadata"]["name"] == name)
-        .ok_or_else(|| {
-            RenderError::Route(format!(
-                "the Gateway API route needs the port of Service `{name}`, but the template has no Service of that name"
-            ))
-        })?;
-    let port = svc["spec"]["ports"][0]["port"].as_u64().ok_or_else(|| {
-        RenderError::Route(format!(
-            "Service `{name}` has no spec.ports[0].port for the route's backendRefs"
-        ))
-    })?;
-    u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| {
-        RenderError::Route(format!(
-            "Service `{name}` has port {port}, outside 1..=65535"
-        ))
-    })
-}
-
-/// Checks that every target list of the rendered route is exactly `backends`.
-fn check_route_weights(
-    provider: TrafficProvider,
-    route: &Value,
-    backends: &[Share],
-    service: &str,
-) -> Result<(), RenderError> {
-    let not_a_list = || {
-        RenderError::Route(format!(
-            "${{CANARY_ROUTES}} is not inside a {} list of the route object",
-            provider.target_lists_path()
-        ))
-    };
-    let lists = provider.read(route).map_err(|_| not_a_list())?;
-    if lists.is_empty() {
-        return Err(not_a_list());
-    }
-    for list in lists {
-        for (t, b) in list.iter().zip(backends) {
-            let want = b.target(service);
-            if *t != want {
-                return Err(RenderError::Route(format!(
-                    "the route's target {}={} does not match `{}` at {}",
-                    t.name, t.weight, want.name, want.weight
-                )));
-            }
-        }
-        let sum: u64 = list.iter().map(|t| u64::from(t.weight)).sum();
-        if list.len() != backends.len() || sum != 100 {
-            return Err(RenderError::Route(format!(
-                "a target list of the route holds {} entries weighing {sum} in all; it must be exactly ${{CANARY_ROUTES}} (weights summing to 100)",
-                list.len()
-            )));
-        }
-    }
-    Ok(())
 }
 
 impl fmt::Display for Scope {
