@@ -10,6 +10,7 @@
 
 pub mod cloudwatch;
 mod error;
+pub mod prometheus;
 mod query;
 
 use async_trait::async_trait;
