@@ -110,26 +110,11 @@ pub fn load(
 
 /// Renders a first deployment and a canary, so that template errors show up now.
 fn check_template(spec: &DeploySpec) -> Result<canary_core::Rendered, CliError> {
-    render::render(
-        spec,
-        &RenderParams {
-            version: 1,
-            stable_version: None,
-            canary_weight: 100,
-        },
-    )?;
     let first_weight = schedule::schedule(spec, false)
         .first()
         .copied()
         .unwrap_or(100);
-    Ok(render::render(
-        spec,
-        &RenderParams {
-            version: 2,
-            stable_version: Some(1),
-            canary_weight: first_weight,
-        },
-    )?)
+    Ok(render::render_both(spec, first_weight)?)
 }
 
 /// `canary validate`: deploy.json and its template checked, one line said about them.

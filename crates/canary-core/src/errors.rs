@@ -223,6 +223,19 @@ pub fn lambda_cause(error_type: impl AsRef<str>, message: &str) -> String {
     serde_json::json!({ "errorType": error_type.as_ref(), "errorMessage": message }).to_string()
 }
 
+/// An error and its sources, joined by `: ` (top-level messages of SDK errors are terse;
+/// the cause is in the chain).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@
 //! variable named in deploy.json, when the source is built), or SigV4 with the SDK
 //! configuration's credentials ([`sign_get`] signs one GET at a given time).
 
+use canary_core::errors::error_chain;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -525,17 +526,6 @@ fn preview(body: &[u8]) -> String {
         Some((i, _)) => format!("{}...", &text[..i]),
         None => text.to_owned(),
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

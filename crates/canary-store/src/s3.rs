@@ -10,6 +10,7 @@ use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use canary_core::errors::error_chain as chain;
 
 use crate::StoreError;
 use crate::objects::{Object, ObjectStore, PutCondition, PutResult};
@@ -174,17 +175,6 @@ where
             source: Some(Box::new(err)),
         }),
     }
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn unexpected(operation: &'static str, key: &str, what: &str) -> StoreError {

@@ -52,23 +52,7 @@ pub async fn run(services: &Services, input: RenderInput) -> Result<Task, Handle
 /// Renders both shapes (a canary beside a stable version, and a first deployment), so
 /// that a broken template fails before the lock; returns the route object it found.
 fn check_template(spec: &DeploySpec) -> Result<RouteRef, HandlerError> {
-    let probe = render::render(
-        spec,
-        &RenderParams {
-            version: 2,
-            stable_version: Some(1),
-            canary_weight: 0,
-        },
-    )?;
-    render::render(
-        spec,
-        &RenderParams {
-            version: 1,
-            stable_version: None,
-            canary_weight: 100,
-        },
-    )?;
-    Ok(probe.route)
+    Ok(render::render_both(spec, 0)?.route)
 }
 
 async fn prepare(

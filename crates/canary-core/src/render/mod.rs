@@ -240,6 +240,28 @@ pub fn render(spec: &DeploySpec, params: &RenderParams) -> Result<Rendered, Rend
     Ok(rendered)
 }
 
+/// Renders both shapes a deployment can take — a first deployment alone, and a canary at
+/// `canary_weight` beside a stable version — so that a broken template fails before
+/// anything is touched; returns the canary's rendering.
+pub fn render_both(spec: &DeploySpec, canary_weight: u8) -> Result<Rendered, RenderError> {
+    render(
+        spec,
+        &RenderParams {
+            version: 1,
+            stable_version: None,
+            canary_weight: 100,
+        },
+    )?;
+    render(
+        spec,
+        &RenderParams {
+            version: 2,
+            stable_version: Some(1),
+            canary_weight,
+        },
+    )
+}
+
 /// The index of the one document that holds `${CANARY_ROUTES}`.
 fn find_route_document(docs: &[Doc]) -> Result<usize, RenderError> {
     let route_docs: Vec<&Doc> = docs

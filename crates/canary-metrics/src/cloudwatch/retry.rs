@@ -6,6 +6,7 @@
 //! [`MetricsError::Transient`] says how many attempts were made and what the last one
 //! answered, and so that the attempt count is exact (no retry-quota token bucket).
 
+use canary_core::errors::error_chain;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
@@ -233,18 +234,6 @@ fn preview(body: &[u8]) -> String {
     let mut out: String = text.chars().take(200).collect();
     if text.chars().count() > 200 {
         out.push_str("...");
-    }
-    out
-}
-
-/// `err` and its sources, joined by `: ` (the SDK's top-level messages are terse).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
     }
     out
 }
