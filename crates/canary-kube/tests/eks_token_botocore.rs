@@ -4,34 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use canary_kube::eks;
-
-fn botocore_available() -> bool {
-    python()
-        .arg("-c")
-        .arg("import botocore")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// python3 without any AWS_* variable of the environment (they would change the endpoint
-/// or the credentials botocore uses).
-fn python() -> Command {
-    let mut c = Command::new("python3");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
+use canary_testkit::python_without_aws_env as python;
 
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -79,7 +58,7 @@ struct Case {
 fn the_presigned_url_matches_botocore_parameter_for_parameter() {
     let found = canary_testkit::require_peer(
         "botocore",
-        botocore_available(),
+        canary_testkit::python_module_available("botocore"),
         canary_testkit::install::BOTOCORE,
     )
     .unwrap_or_else(|e| panic!("{e}"));

@@ -31,6 +31,7 @@ use canary_core::spec::{
 use canary_core::{DeploySpec, VerdictStatus};
 use canary_metrics::prometheus::{PrometheusMetrics, RetryPolicy, encode, sign_get};
 use canary_metrics::{HealthQuery, MetricsError, MetricsSource};
+use canary_testkit::python_without_aws_env as python;
 use serde_json::json;
 
 const INSTALL: &str = "apt-get install prometheus, or run scripts/test, which installs it";
@@ -513,31 +514,11 @@ async fn bearer_and_basic_credentials_come_from_the_named_environment_variable()
     assert!(err.to_string().contains("credentials"), "{err}");
 }
 
-/// python3 without any AWS_* variable of the environment.
-fn python() -> Command {
-    let mut c = Command::new("python3");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-fn botocore_available() -> bool {
-    python()
-        .arg("-c")
-        .arg("import botocore")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 #[test]
 fn the_sigv4_signature_matches_botocore() {
     let found = canary_testkit::require_peer(
         "botocore",
-        botocore_available(),
+        canary_testkit::python_module_available("botocore"),
         canary_testkit::install::BOTOCORE,
     )
     .unwrap_or_else(|e| panic!("{e}"));

@@ -37,8 +37,8 @@ use aws_credential_types::Credentials;
 mod peer;
 
 pub use peer::{
-    ALLOW_MISSING_PEERS, MissingPeer, allows, decide, find_program, install, require_peer,
-    require_program,
+    ALLOW_MISSING_PEERS, MissingPeer, allows, decide, find_program, install,
+    python_module_available, python_without_aws_env, require_peer, require_program,
 };
 
 /// The region every test client uses.

@@ -109,6 +109,27 @@ fn peer_name(program: &str) -> &str {
         .unwrap_or(program)
 }
 
+/// `python3` with this process's `AWS_*` variables removed, so that botocore signs with
+/// exactly the credentials a test hands it and nothing from the environment.
+pub fn python_without_aws_env() -> std::process::Command {
+    let mut c = std::process::Command::new("python3");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Whether `python3` can import `module` (for [`require_peer`]).
+pub fn python_module_available(module: &str) -> bool {
+    python_without_aws_env()
+        .arg("-c")
+        .arg(format!("import {module}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// Where `program` is: itself when it contains a `/` and is a file, else the first
 /// executable file of that name in a `PATH` directory.
 pub fn find_program(program: &str) -> Option<PathBuf> {
