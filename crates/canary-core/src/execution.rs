@@ -252,7 +252,7 @@ impl ExecutionDocument {
     pub fn from_value(value: Value) -> Result<Self, DocumentError> {
         let Value::Object(mut spec) = value else {
             return Err(DocumentError::NotAnObject {
-                got: kind_of(&value),
+                got: crate::spec::json_kind(&value),
             });
         };
         let deployment = match spec.remove(DEPLOYMENT_KEY) {
@@ -281,14 +281,3 @@ impl ExecutionDocument {
 
 /// The key where the state machine's Catch clauses put `{Error, Cause}`.
 pub const ERROR_KEY: &str = "error";
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}

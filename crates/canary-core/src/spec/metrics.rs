@@ -24,21 +24,30 @@ use super::prometheus::{check_template, read_prometheus};
 use super::reader::{Reader, kind};
 use crate::compare::CompareRule;
 
-/// The keys the `metrics` section may hold.
-pub const METRICS_FIELDS: &[&str] = &[
-    "source",
+/// The keys of the `metrics` section that belong to one source only.
+const CLOUDWATCH_KEYS: &[&str] = &["latency_metric_name"];
+const PROMETHEUS_KEYS: &[&str] = &[
     "url",
     "auth",
     "credentials_env",
     "region",
     "preset",
     "queries",
-    "target_group_names",
+];
+const LATTICE_KEYS: &[&str] = &["target_group_names"];
+
+/// The keys of the `metrics` section that apply to every source.
+const COMMON_KEYS: &[&str] = &[
+    "source",
     "max_latency_ms",
     "latency_quantile",
-    "latency_metric_name",
     "compare_to_stable",
 ];
+
+/// Every key the `metrics` section may hold: the common ones and each source's own.
+fn metrics_fields() -> Vec<&'static str> {
+    [COMMON_KEYS, CLOUDWATCH_KEYS, PROMETHEUS_KEYS, LATTICE_KEYS].concat()
+}
 
 /// Default quantile of `max_latency_ms`.
 pub const DEFAULT_LATENCY_QUANTILE: f64 = 0.99;
@@ -175,9 +184,10 @@ pub(super) fn parse_metrics(r: &mut Reader<'_>) -> MetricsSpec {
         map,
         errors: Vec::new(),
     };
+    let known = metrics_fields();
     for key in map.keys() {
-        if !METRICS_FIELDS.contains(&key.as_str()) {
-            let hint = near(key, METRICS_FIELDS);
+        if !known.contains(&key.as_str()) {
+            let hint = near(key, &known);
             m.fail(
                 &format!("metrics.{key}"),
                 None,
@@ -223,29 +233,12 @@ pub(super) fn parse_metrics(r: &mut Reader<'_>) -> MetricsSpec {
 
 /// Keys that belong to another source are errors, not silently ignored settings.
 fn refuse_foreign_keys(m: &mut Reader<'_>, source: &SourceSpec) {
-    let own: &[&str] = match source {
-        SourceSpec::CloudWatch { .. } => &["latency_metric_name"],
-        SourceSpec::Prometheus(_) => &[
-            "url",
-            "auth",
-            "credentials_env",
-            "region",
-            "preset",
-            "queries",
-        ],
-        SourceSpec::Lattice(_) => &["target_group_names"],
+    let own = match source {
+        SourceSpec::CloudWatch { .. } => CLOUDWATCH_KEYS,
+        SourceSpec::Prometheus(_) => PROMETHEUS_KEYS,
+        SourceSpec::Lattice(_) => LATTICE_KEYS,
     };
-    let specific = [
-        "url",
-        "auth",
-        "credentials_env",
-        "region",
-        "preset",
-        "queries",
-        "target_group_names",
-        "latency_metric_name",
-    ];
-    for key in specific {
+    for key in [CLOUDWATCH_KEYS, PROMETHEUS_KEYS, LATTICE_KEYS].concat() {
         if !own.contains(&key)
             && let Some(v) = m.get(key)
         {

@@ -26,6 +26,7 @@ pub use metrics::{
     LatencyRule, LatticeSpec, MetricsSpec, PRESETS, PROMQL_PLACEHOLDERS, PromQueries,
     PrometheusAuth, PrometheusSpec, SourceSpec, aps_region, fill_promql, parse_metrics_section,
 };
+pub(crate) use reader::kind as json_kind;
 
 /// The CloudWatch namespace of the original design's metric filters.
 pub const DEFAULT_METRIC_NAMESPACE: &str = "EnvoyPrometheus/ResponseCode";

@@ -101,7 +101,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub(super) fn kind(v: &Value) -> &'static str {
+/// What kind of JSON value `v` is, for messages ("a string", "an object").
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
