@@ -19,9 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use canary_core::provider::{self, TrafficProvider};
-
-use serde_json::Value;
+pub(crate) use canary_core::provider::route_weights;
 
 /// One recorded write to a route object: the weights of its targets at that time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,16 +87,6 @@ pub(crate) struct TrafficSnapshot {
     pub routes: BTreeMap<(String, String), Vec<(String, u64)>>,
     /// Targets by (namespace, Deployment name).
     pub targets: BTreeMap<(String, String), TargetInfo>,
-}
-
-/// The targets and weights of a route object (VirtualRouter, HTTPRoute, GRPCRoute),
-/// read by its provider (`canary_core::provider`) and added up per target. An object no
-/// provider owns, or one its provider cannot read, routes nothing.
-pub(crate) fn route_weights(object: &Value) -> Vec<(String, u64)> {
-    TrafficProvider::of_object(object)
-        .and_then(|p| p.read(object).ok())
-        .map(|lists| provider::total_weights(&lists))
-        .unwrap_or_default()
 }
 
 fn round6(x: f64) -> f64 {

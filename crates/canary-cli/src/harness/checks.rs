@@ -5,8 +5,8 @@
 
 use canary_core::execution::OutcomeStatus;
 use canary_core::labels;
+pub use canary_core::provider::route_weights as route_targets;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::DemoEnv;
 use super::fixtures::{NAMESPACE, SERVICE};
@@ -148,15 +148,6 @@ impl DemoEnv {
         }
         checks
     }
-}
-
-/// Targets and weights of a route object, read by its provider and added up per target
-/// (nothing for an object no provider can read).
-pub fn route_targets(route: &Value) -> Vec<(String, u64)> {
-    canary_core::provider::TrafficProvider::of_object(route)
-        .and_then(|p| p.read(route).ok())
-        .map(|lists| canary_core::provider::total_weights(&lists))
-        .unwrap_or_default()
 }
 
 fn show_targets(targets: &[(String, u64)]) -> String {

@@ -151,6 +151,16 @@ pub fn total_weights(lists: &[Vec<Target>]) -> Vec<(String, u64)> {
     out
 }
 
+/// The targets and weights of a route object, read by its provider and added up per
+/// target ([`total_weights`]). An object no provider owns, or one its provider cannot
+/// read, routes nothing: empty.
+pub fn route_weights(route: &Value) -> Vec<(String, u64)> {
+    TrafficProvider::of_object(route)
+        .and_then(|p| p.read(route).ok())
+        .map(|lists| total_weights(&lists))
+        .unwrap_or_default()
+}
+
 /// A route object that does not have the shape its provider expects.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("route {kind} `{name}`: {message}")]
