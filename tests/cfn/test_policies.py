@@ -14,6 +14,10 @@ import common  # noqa: E402
 # comment beside its statement in the template.
 STAR_RESOURCE_ACTIONS = {
     "cloudwatch:GetMetricData",  # health-check reads the 5xx/2xx metrics
+    # health-check finds each version's VPC Lattice target group (EnableLatticeMetrics=true);
+    # neither action has a resource type, ListTagsForResource included
+    "vpc-lattice:ListTargetGroups",
+    "vpc-lattice:ListTagsForResource",
     "ecr:GetAuthorizationToken",  # CodeBuild's docker login
     "xray:PutTraceSegments",  # optional tracing
     "xray:PutTelemetryRecords",
@@ -170,6 +174,114 @@ class SharedStackRoles(unittest.TestCase):
             with self.subTest(function=f):
                 self.assertEqual("s3:DeleteObject" in actions, f in ("render-template", "rollback", "cleanup"))
                 self.assertEqual("cloudwatch:GetMetricData" in actions, f == "health-check")
+
+    def conditional_statement(self, function, condition):
+        """The statement of `function`'s role that only Fn::If `condition` adds (with
+        AWS::NoValue otherwise), or None."""
+        role = self.t["Resources"][common.logical(function) + "Role"]
+        found = []
+        for pol in common.flat(role["Properties"]["Policies"]):
+            for item in pol["PolicyDocument"]["Statement"]:
+                if isinstance(item, dict) and list(item) == ["Fn::If"]:
+                    cond, yes, no = item["Fn::If"]
+                    if cond == condition:
+                        self.assertEqual(no, {"Ref": "AWS::NoValue"}, f"{function}: {condition} adds a statement either way")
+                        found.append(yes)
+        self.assertLessEqual(len(found), 1, f"{function}: {condition} guards {len(found)} statements")
+        return found[0] if found else None
+
+    def test_only_health_check_may_query_prometheus_and_only_the_listed_workspaces(self):
+        for f in common.FUNCTIONS:
+            aps = [s for s in self.role_statements(f) if any(a.startswith("aps:") for a in common.as_list(s["Action"]))]
+            with self.subTest(function=f):
+                if f != "health-check":
+                    self.assertEqual(aps, [])
+                    self.assertIsNone(self.conditional_statement(f, "HasPrometheusWorkspaces"))
+                    continue
+                st = self.conditional_statement(f, "HasPrometheusWorkspaces")
+                self.assertEqual(aps, [st], "the aps statement is the conditional one, and the only one")
+                self.assertEqual(st["Action"], "aps:QueryMetrics")
+                self.assertEqual(st["Resource"], {"Ref": "PrometheusWorkspaceArns"})
+                self.assertNotIn("Condition", st)
+        self.assertEqual(
+            self.t["Conditions"]["HasPrometheusWorkspaces"],
+            {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "PrometheusWorkspaceArns"}]}, ""]}]},
+        )
+
+    def test_only_health_check_may_find_lattice_target_groups_and_only_with_read_calls(self):
+        for f in common.FUNCTIONS:
+            lattice = [
+                s for s in self.role_statements(f) if any(a.startswith("vpc-lattice") for a in common.as_list(s["Action"]))
+            ]
+            with self.subTest(function=f):
+                if f != "health-check":
+                    self.assertEqual(lattice, [])
+                    self.assertIsNone(self.conditional_statement(f, "LatticeMetricsEnabled"))
+                    continue
+                st = self.conditional_statement(f, "LatticeMetricsEnabled")
+                self.assertEqual(lattice, [st])
+                self.assertEqual(st["Action"], ["vpc-lattice:ListTargetGroups", "vpc-lattice:ListTagsForResource"])
+                self.assertEqual(st["Resource"], "*")
+                self.assertEqual(st["Condition"], {"StringEquals": {"aws:RequestedRegion": {"Ref": "AWS::Region"}}})
+        self.assertEqual(
+            self.t["Conditions"]["LatticeMetricsEnabled"], {"Fn::Equals": [{"Ref": "EnableLatticeMetrics"}, "true"]}
+        )
+        self.assertEqual(self.t["Parameters"]["EnableLatticeMetrics"]["Default"], "false")
+
+    def test_the_workspace_pattern_takes_workspace_arns_and_the_empty_default_only(self):
+        param = self.t["Parameters"]["PrometheusWorkspaceArns"]
+        self.assertEqual((param["Type"], param["Default"]), ("CommaDelimitedList", ""))
+        pattern = re.compile(param["AllowedPattern"])  # applied to each item by CloudFormation
+        for good in (
+            "",
+            "arn:aws:aps:eu-west-1:111122223333:workspace/ws-0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+            "arn:aws-cn:aps:cn-north-1:111122223333:workspace/ws-1",
+            "arn:aws-us-gov:aps:us-gov-west-1:111122223333:workspace/ws-a.b_c",
+        ):
+            with self.subTest(item=good):
+                self.assertRegex(good, pattern)
+        for bad in (
+            "*",
+            "arn:aws:aps:eu-west-1:111122223333:workspace/*",
+            "arn:aws:aps:eu-west-1:111122223333:*",
+            "arn:aws:aps:eu-west-1:111122223333:rulegroupsnamespace/ws-1/rules",
+            "arn:aws:aps:eu-west-1:1111:workspace/ws-1",
+            "arn:aws:eks:eu-west-1:111122223333:workspace/ws-1",
+            "ws-0a1b2c3d",
+            " arn:aws:aps:eu-west-1:111122223333:workspace/ws-1",
+        ):
+            with self.subTest(item=bad):
+                self.assertNotRegex(bad, pattern)
+
+    def test_only_health_check_gets_the_prometheus_credentials_and_only_when_given(self):
+        param = self.t["Parameters"]["PrometheusCredentials"]
+        self.assertEqual((param["Default"], param["NoEcho"]), ("", True))
+        self.assertEqual(
+            self.t["Conditions"]["HasPrometheusCredentials"],
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "PrometheusCredentials"}, ""]}]},
+        )
+        for f in common.FUNCTIONS:
+            env = self.t["Resources"][common.logical(f) + "Function"]["Properties"]["Environment"]["Variables"]
+            with self.subTest(function=f):
+                if f == "health-check":
+                    self.assertEqual(
+                        env["CANARY_PROMETHEUS_CREDENTIALS"],
+                        {"Fn::If": ["HasPrometheusCredentials", {"Ref": "PrometheusCredentials"}, {"Ref": "AWS::NoValue"}]},
+                    )
+                else:
+                    self.assertNotIn("PrometheusCredentials", json.dumps(env))
+        # referenced nowhere else (no output, no other resource)
+        uses = [n for n, r in self.t["Resources"].items() if "PrometheusCredentials" in json.dumps(r)]
+        self.assertEqual(uses, ["HealthCheckFunction"])
+        self.assertNotIn("PrometheusCredentials", json.dumps(self.t.get("Outputs", {})))
+
+    def test_every_parameter_is_in_exactly_one_console_group(self):
+        groups = self.t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        listed = [p for g in groups for p in g["Parameters"]]
+        self.assertEqual(sorted(listed), sorted(self.t["Parameters"]))
+        self.assertEqual(len(listed), len(set(listed)))
+        labels = self.t["Metadata"]["AWS::CloudFormation::Interface"].get("ParameterLabels", {})
+        self.assertLessEqual(set(labels), set(self.t["Parameters"]))
 
     def test_each_function_writes_only_its_own_log_group(self):
         for f in common.FUNCTIONS:
