@@ -51,6 +51,7 @@ impl MetricsSource for DelayedMetrics {
             return Ok(Observation {
                 errors: Vec::new(),
                 successes: q.need_requests.then(Vec::new),
+                ..Observation::default()
             });
         };
         let visible = HealthQuery {

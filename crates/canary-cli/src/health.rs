@@ -1,5 +1,5 @@
-//! `canary check-health`: one health check now, with the deploy.json's metric settings
-//! and CloudWatch, printed with its numbers.
+//! `canary check-health`: one health check now, from the source deploy.json's `metrics`
+//! section names (CloudWatch without one), printed with its queries and numbers.
 //!
 //! Exit codes: 0 healthy, 1 unhealthy (or an AWS failure), 2 bad input, 3 held (too
 //! little traffic to judge and `no_data` is `hold`: not unhealthy, not healthy yet).
@@ -7,9 +7,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use canary_core::{Verdict, VerdictStatus};
-use canary_metrics::HealthQuery;
-use canary_metrics::cloudwatch::CloudWatchMetrics;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use canary_core::spec::SourceSpec;
+use canary_core::{DeploySpec, Verdict, VerdictStatus};
+use canary_metrics::prometheus::PrometheusMetrics;
+use canary_metrics::{DeployJsonMetrics, HealthQuery, MetricsSource, described_queries};
 use canary_store::ServiceRef;
 use serde_json::json;
 
@@ -18,6 +22,25 @@ use crate::deploy_json::{self, Inputs};
 use crate::error::CliError;
 use crate::format::{now_secs, num, pretty, rfc3339, utc};
 use crate::records::{Output, StoreArgs};
+
+/// The metrics source `spec` names: what the health-check function would build.
+/// `sdk` is needed for CloudWatch, VPC Lattice and AMP (SigV4); a plain Prometheus
+/// server needs none.
+pub fn source_for(
+    spec: &DeploySpec,
+    sdk: Option<&SdkConfig>,
+) -> Result<Arc<dyn MetricsSource>, CliError> {
+    Ok(match (sdk, &spec.metrics.source) {
+        (Some(sdk), _) => Arc::new(DeployJsonMetrics::new(sdk)?),
+        (None, SourceSpec::Prometheus(p)) => Arc::new(PrometheusMetrics::new(p, None)?),
+        (None, other) => {
+            return Err(CliError::Failed(format!(
+                "metrics source `{}` needs AWS credentials",
+                other.name()
+            )));
+        }
+    })
+}
 
 /// `check-health`'s exit code for a held verdict.
 pub const EXIT_HOLD: u8 = 3;
@@ -34,6 +57,10 @@ pub struct CheckHealthArgs {
     /// when a bucket is known; else 1.
     #[arg(long)]
     pub version: Option<u32>,
+    /// The stable version to judge against (with `metrics.compare_to_stable`). Default:
+    /// the stable version in the records, when a bucket is known.
+    #[arg(long)]
+    pub stable_version: Option<u32>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Output format.
@@ -62,11 +89,27 @@ pub async fn check_health(args: &CheckHealthArgs) -> Result<ExitCode, CliError> 
         }
         (None, false) => (1, "the default"),
     };
-    let sdk = sdk_config().await;
-    let metrics = CloudWatchMetrics::new(&sdk)?;
+    let stable = match (&spec.metrics.compare, args.stable_version) {
+        (None, _) => None,
+        (Some(_), Some(v)) => Some(v),
+        (Some(_), None) if args.store.bucket.is_some() => {
+            args.store.store().await?.state(&svc).await?.stable_version
+        }
+        (Some(_), None) => {
+            return Err(CliError::Usage(
+                "metrics.compare_to_stable needs the stable version: give --stable-version (or --bucket to read it from the records)".into(),
+            ));
+        }
+    };
+    let sdk = if spec.metrics.source.needs_aws() {
+        Some(sdk_config().await)
+    } else {
+        None
+    };
+    let metrics = source_for(&spec, sdk.as_ref())?;
     let now = now_secs();
-    let query = HealthQuery::for_check(&spec, version, now);
-    let verdict = canary_metrics::check(&metrics, &spec, version, now).await?;
+    let query = HealthQuery::for_check(&spec, version, now).with_stable(&spec, stable);
+    let verdict = canary_metrics::check(metrics.as_ref(), &spec, version, stable, now).await?;
     match args.output {
         Output::Json => {
             let v = json!({
@@ -76,6 +119,8 @@ pub async fn check_health(args: &CheckHealthArgs) -> Result<ExitCode, CliError> 
                 "error_metric": query.health.error_metric,
                 "success_metric": query.need_requests.then_some(&query.health.success_metric),
                 "dimensions": query.dimensions().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+                "source": query.source.name(),
+                "queries": described_queries(&query).into_iter().map(|(what, q)| json!({"what": what, "query": q})).collect::<Vec<_>>(),
                 "start": rfc3339(query.start_secs),
                 "end": rfc3339(query.end_secs),
                 "verdict": verdict,
@@ -110,28 +155,11 @@ fn verdict_text(
         ),
         None => "the whole service (no version_dimension)".to_owned(),
     };
-    let dims = q
-        .dimensions()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     let mut out = format!("{status}: {svc}, {scope}\n");
-    out.push_str(&format!(
-        "  metrics     {} in {}{}{}\n",
-        q.health.error_metric,
-        q.health.metric_namespace,
-        if q.need_requests {
-            format!(" (and {})", q.health.success_metric)
-        } else {
-            String::new()
-        },
-        if dims.is_empty() {
-            String::new()
-        } else {
-            format!(" where {dims}")
-        }
-    ));
+    out.push_str(&format!("  source      {}\n", q.source.name()));
+    for (what, query) in described_queries(q) {
+        out.push_str(&format!("  query       {what}: {query}\n"));
+    }
     out.push_str(&format!("  errors      {}\n", num(v.errors)));
     out.push_str(&format!(
         "  requests    {}\n",
@@ -149,6 +177,16 @@ fn verdict_text(
         utc(q.start_secs),
         utc(q.end_secs)
     ));
+    if let Some(ms) = v.latency_ms {
+        out.push_str(&format!("  latency     {} ms\n", num(ms)));
+    }
+    if let Some(s) = v.stable {
+        out.push_str(&format!(
+            "  stable      {} errors in {} requests\n",
+            num(s.errors),
+            num(s.requests)
+        ));
+    }
     out.push_str(&format!("  datapoints  {}\n", v.datapoints));
     out.push_str(&format!("  reason      {}\n", v.reason));
     out

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use canary_core::Observation;
+use canary_core::compare::Counts;
 use canary_lambda::{HandlerResult, Services};
 use canary_metrics::{HealthQuery, MetricsError, MetricsSource};
 use canary_sfn::{TaskError, TaskInvoker};
@@ -223,21 +224,28 @@ impl SimMetricsSource {
 #[async_trait]
 impl MetricsSource for SimMetricsSource {
     async fn observe(&self, q: &HealthQuery) -> Result<Observation, MetricsError> {
-        let m = self.sim.metrics(&MetricsQuery {
-            namespace: self.namespace.clone(),
-            service: q.service.clone(),
-            controller: q
-                .health
-                .version_dimension
-                .as_ref()
-                .map(|_| q.version_value()),
-            start_millis: q.start_secs.saturating_mul(1000),
-            end_millis: q.end_secs.saturating_mul(1000),
-            period_secs: q.period_secs.max(1),
+        let window = |controller: Option<String>| {
+            self.sim.metrics(&MetricsQuery {
+                namespace: self.namespace.clone(),
+                service: q.service.clone(),
+                controller,
+                start_millis: q.start_secs.saturating_mul(1000),
+                end_millis: q.end_secs.saturating_mul(1000),
+                period_secs: q.period_secs.max(1),
+            })
+        };
+        let per_version = q.health.version_dimension.is_some() || q.stable_version.is_some();
+        let m = window(per_version.then(|| q.version_value()));
+        let stable = q.stable_version.map(|v| {
+            let s = window(Some(q.workload(v)));
+            let errors: f64 = s.errors.iter().sum();
+            Counts::new(errors + s.successes.iter().sum::<f64>(), errors)
         });
         Ok(Observation {
             errors: m.errors,
             successes: q.need_requests.then_some(m.successes),
+            latency_ms: None,
+            stable,
         })
     }
 }

@@ -63,6 +63,9 @@ fn verdict(status: VerdictStatus, errors: f64, reason: &str) -> Verdict {
         window_seconds: 600,
         datapoints: 20,
         version: None,
+        latency_ms: None,
+        comparison: None,
+        stable: None,
         reason: reason.into(),
     }
 }

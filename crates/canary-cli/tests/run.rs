@@ -354,7 +354,7 @@ async fn metrics_none_passes_every_check_and_says_metrics_are_disabled() {
         "min_request_count": 100,
     });
     let spec = canary_core::DeploySpec::parse(&doc, Some("kind: Deployment\n")).unwrap();
-    let verdict = canary_metrics::check(&canary_cli::run::DisabledMetrics, &spec, 2, 1_000)
+    let verdict = canary_metrics::check(&canary_cli::run::DisabledMetrics, &spec, 2, None, 1_000)
         .await
         .unwrap();
     assert_eq!(verdict.status, canary_core::VerdictStatus::Healthy);

@@ -38,4 +38,4 @@ pub use render::{RenderError, RenderParams, Rendered, RenderedObject, Scope};
 pub use spec::{
     DeploySpec, FieldError, HealthSpec, NoDataPolicy, TrafficProvider, ValidationErrors,
 };
-pub use verdict::{Observation, Verdict, VerdictStatus};
+pub use verdict::{Observation, Rules, Verdict, VerdictStatus};

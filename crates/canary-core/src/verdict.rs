@@ -9,7 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{HealthSpec, NoDataPolicy};
+use crate::compare::{CompareRule, Comparison, Counts, compare};
+use crate::spec::{DeploySpec, HealthSpec, LatencyRule, NoDataPolicy};
 
 /// The three possible verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +41,16 @@ pub struct Verdict {
     /// The version the numbers belong to, when metrics are per version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
+    /// The canary's latency at the rule's quantile, in milliseconds, when latency is
+    /// judged and the source had datapoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// The canary against the stable version over the same window, when judged so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+    /// The stable version's numbers over the same window, when judged against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<Counts>,
     /// One sentence: why this verdict.
     pub reason: String,
 }
@@ -70,6 +81,9 @@ impl Verdict {
             window_seconds: 0,
             datapoints: 0,
             version,
+            latency_ms: None,
+            comparison: None,
+            stable: None,
             reason,
         }
     }
@@ -82,6 +96,12 @@ pub struct Observation {
     pub errors: Vec<f64>,
     /// Success (2xx) datapoint values; `None` when they were not queried.
     pub successes: Option<Vec<f64>>,
+    /// The judged version's latency at the latency rule's quantile, in milliseconds;
+    /// `None` when not queried or without datapoints.
+    pub latency_ms: Option<f64>,
+    /// The stable version's requests and errors over the same window, when queried
+    /// (no datapoints: zero requests).
+    pub stable: Option<Counts>,
 }
 
 impl Observation {
@@ -91,9 +111,49 @@ impl Observation {
     }
 }
 
-/// Judges an observation. `max_errors` is deploy.json's `failure_threshold_value`. The
-/// rules are applied in the order of their precedence, one branch each, so that the
-/// sentence names the rule that decided; that order is why the function is one piece.
+/// Every rule a verdict applies, from deploy.json: the top-level ones and those of the
+/// `metrics` section.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// `max_error_rate`, `min_request_count`, `no_data` and the metric settings.
+    pub health: &'a HealthSpec,
+    /// `failure_threshold_value`.
+    pub max_errors: f64,
+    /// `metrics.max_latency_ms` at its quantile.
+    pub latency: Option<LatencyRule>,
+    /// `metrics.compare_to_stable`.
+    pub compare: Option<CompareRule>,
+}
+
+impl<'a> Rules<'a> {
+    /// The rules of a deploy.json.
+    pub fn of(spec: &'a DeploySpec) -> Self {
+        Self {
+            health: &spec.health,
+            max_errors: spec.failure_threshold_value,
+            latency: spec.metrics.latency,
+            compare: spec.metrics.compare,
+        }
+    }
+
+    /// Only the top-level rules (no latency, no comparison).
+    pub fn top_level(health: &'a HealthSpec, max_errors: f64) -> Self {
+        Self {
+            health,
+            max_errors,
+            latency: None,
+            compare: None,
+        }
+    }
+
+    /// Whether request counts are needed.
+    pub fn needs_requests(&self) -> bool {
+        Observation::needs_requests(self.health) || self.compare.is_some()
+    }
+}
+
+/// Judges an observation with the top-level rules only. `max_errors` is deploy.json's
+/// `failure_threshold_value`.
 pub fn judge(
     health: &HealthSpec,
     max_errors: f64,
@@ -101,12 +161,40 @@ pub fn judge(
     version: Option<u32>,
     obs: &Observation,
 ) -> Verdict {
+    judge_rules(
+        &Rules::top_level(health, max_errors),
+        window_seconds,
+        version,
+        obs,
+    )
+}
+
+/// Judges an observation. The rules are applied in the order of their precedence, one
+/// branch each, so that the sentence names the rule that decided: the count of errors,
+/// the error rate, latency, the canary worse than the stable version, then too little
+/// traffic (`min_request_count`, or too few requests to compare) under `no_data`.
+pub fn judge_rules(
+    rules: &Rules<'_>,
+    window_seconds: u64,
+    version: Option<u32>,
+    obs: &Observation,
+) -> Verdict {
+    let health = rules.health;
+    let max_errors = rules.max_errors;
     let errors: f64 = obs.errors.iter().sum();
     let successes: Option<f64> = obs.successes.as_ref().map(|s| s.iter().sum());
     let requests = successes.map(|s| s + errors);
     let datapoints = obs.errors.len() + obs.successes.as_ref().map_or(0, Vec::len);
     let error_rate = requests.filter(|r| *r > 0.0).map(|r| errors / r * 100.0);
     let window = window_seconds;
+    let latency = rules.latency.and_then(|l| obs.latency_ms.map(|ms| (l, ms)));
+    let comparison = match (rules.compare, obs.stable) {
+        (Some(rule), Some(stable)) => {
+            let canary = Counts::new(requests.unwrap_or(0.0), errors);
+            Some((rule, compare(canary, stable, &rule)))
+        }
+        _ => None,
+    };
     let seen = match requests {
         Some(r) => format!(
             "{} errors in {} requests over {window} s",
@@ -116,6 +204,20 @@ pub fn judge(
         None => format!(
             "{} errors over {window} s ({datapoints} datapoints)",
             num(errors)
+        ),
+    };
+    let too_little = |why: String| match health.no_data {
+        NoDataPolicy::Fail => (
+            VerdictStatus::Unhealthy,
+            format!("{why}, and no_data is `fail`"),
+        ),
+        NoDataPolicy::Pass => (
+            VerdictStatus::Healthy,
+            format!("{why}; passed because no_data is `pass`"),
+        ),
+        NoDataPolicy::Hold => (
+            VerdictStatus::Hold,
+            format!("{why}; holding (no_data is `hold`)"),
         ),
     };
     let (status, reason) = if errors > max_errors {
@@ -137,32 +239,54 @@ pub fn judge(
                 num(max_rate)
             ),
         )
+    } else if let Some((rule, ms)) = latency
+        && ms > rule.max_ms
+    {
+        (
+            VerdictStatus::Unhealthy,
+            format!(
+                "{seen}: latency p{} {} ms is above max_latency_ms {} ms",
+                quantile_name(rule.quantile),
+                num(ms),
+                num(rule.max_ms)
+            ),
+        )
+    } else if let Some((rule, c)) = &comparison
+        && c.canary_worse
+    {
+        (
+            VerdictStatus::Unhealthy,
+            format!("{seen}; {}", c.sentence(rule)),
+        )
     } else if let Some(min) = health.min_request_count
         && requests.unwrap_or(0.0) < min as f64
     {
-        let why = format!("{seen}: fewer than min_request_count {min}");
-        match health.no_data {
-            NoDataPolicy::Fail => (
-                VerdictStatus::Unhealthy,
-                format!("{why}, and no_data is `fail`"),
-            ),
-            NoDataPolicy::Pass => (
-                VerdictStatus::Healthy,
-                format!("{why}; passed because no_data is `pass`"),
-            ),
-            NoDataPolicy::Hold => (
-                VerdictStatus::Hold,
-                format!("{why}; holding (no_data is `hold`)"),
-            ),
-        }
+        too_little(format!("{seen}: fewer than min_request_count {min}"))
+    } else if let Some((rule, c)) = &comparison
+        && !c.conclusive()
+    {
+        too_little(format!("{seen}; {}", c.sentence(rule)))
     } else {
-        let rate = error_rate
-            .map(|r| format!(", error rate {}%", num(r)))
-            .unwrap_or_default();
-        (
-            VerdictStatus::Healthy,
-            format!("{seen}{rate}: within thresholds"),
-        )
+        let mut fine = seen;
+        if let Some(r) = error_rate {
+            fine.push_str(&format!(", error rate {}%", num(r)));
+        }
+        if let Some((rule, ms)) = latency {
+            fine.push_str(&format!(
+                ", latency p{} {} ms",
+                quantile_name(rule.quantile),
+                num(ms)
+            ));
+        } else if rules.latency.is_some() {
+            fine.push_str(", no latency datapoints");
+        }
+        match &comparison {
+            Some((rule, c)) => (
+                VerdictStatus::Healthy,
+                format!("{fine}; {}", c.sentence(rule)),
+            ),
+            None => (VerdictStatus::Healthy, format!("{fine}: within thresholds")),
+        }
     };
     Verdict {
         status,
@@ -172,8 +296,16 @@ pub fn judge(
         window_seconds,
         datapoints,
         version,
+        latency_ms: latency.map(|(_, ms)| ms),
+        comparison: comparison.map(|(_, c)| c),
+        stable: obs.stable.filter(|_| rules.compare.is_some()),
         reason,
     }
+}
+
+/// `0.99` → `99`, `0.995` → `99.5`.
+fn quantile_name(q: f64) -> String {
+    num(q * 100.0)
 }
 
 /// Formats a count or a rate without a trailing `.0` and with at most two decimals.

@@ -24,6 +24,7 @@ fn obs(errors: &[f64], successes: Option<&[f64]>) -> Observation {
     Observation {
         errors: errors.to_vec(),
         successes: successes.map(<[f64]>::to_vec),
+        ..Observation::default()
     }
 }
 
@@ -145,6 +146,9 @@ fn verdict(status: VerdictStatus) -> Verdict {
         window_seconds: 60,
         datapoints: 0,
         version: None,
+        latency_ms: None,
+        comparison: None,
+        stable: None,
         reason: "r".into(),
     }
 }

@@ -179,11 +179,44 @@ fn every_problem_of_the_section_is_reported_at_once() {
 }
 
 #[test]
-fn a_deploy_json_asking_for_what_the_health_check_does_not_read_yet_is_refused_before_anything_runs()
- {
-    let doc = with_metrics(
-        json!({"source": "prometheus", "url": "http://p:9090", "compare_to_stable": true}),
+fn every_source_is_accepted_in_a_whole_deploy_json() {
+    for metrics in [
+        json!({"source": "prometheus", "url": "http://p:9090", "preset": "istio", "compare_to_stable": true, "max_latency_ms": 300}),
+        json!({"source": "prometheus", "url": "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1", "preset": "envoy"}),
+        json!({"source": "lattice", "max_latency_ms": 500}),
+        json!({"source": "cloudwatch", "latency_metric_name": "p99-web", "max_latency_ms": 500}),
+    ] {
+        let doc = with_metrics(metrics.clone());
+        assert!(DeploySpec::parse(&doc, None).is_ok(), "{metrics}");
+    }
+}
+
+#[test]
+fn judged_against_the_stable_version_a_count_of_errors_applies_only_when_given() {
+    let doc = with_metrics(json!({"source": "lattice", "compare_to_stable": true}));
+    let mut without = doc.clone();
+    without
+        .as_object_mut()
+        .unwrap()
+        .remove("failure_threshold_value");
+    let spec = DeploySpec::parse(&without, None).unwrap();
+    assert_eq!(
+        spec.failure_threshold_value,
+        canary_core::spec::NO_COUNT_LIMIT
     );
+    let mut with = doc;
+    with["failure_threshold_value"] = json!(25);
+    assert_eq!(
+        DeploySpec::parse(&with, None)
+            .unwrap()
+            .failure_threshold_value,
+        25.0
+    );
+}
+
+#[test]
+fn comparing_on_cloudwatch_needs_per_version_metrics() {
+    let doc = with_metrics(json!({"compare_to_stable": true}));
     let errs: Vec<String> = DeploySpec::parse(&doc, None)
         .unwrap_err()
         .0
@@ -191,15 +224,12 @@ fn a_deploy_json_asking_for_what_the_health_check_does_not_read_yet_is_refused_b
         .map(ToString::to_string)
         .collect();
     assert!(
-        errs.iter()
-            .any(|e| e.starts_with("`metrics.source`") && e.contains("not available yet")),
+        errs.iter().any(
+            |e| e.starts_with("`metrics.compare_to_stable`") && e.contains("version_dimension")
+        ),
         "{errs:?}"
     );
-    assert!(
-        errs.iter()
-            .any(|e| e.starts_with("`metrics.compare_to_stable`")),
-        "{errs:?}"
-    );
-    let cloudwatch = with_metrics(json!({"source": "cloudwatch"}));
-    assert!(DeploySpec::parse(&cloudwatch, None).is_ok());
+    let mut per_version = with_metrics(json!({"compare_to_stable": true}));
+    per_version["version_dimension"] = json!("pod_controller_name");
+    assert!(DeploySpec::parse(&per_version, None).is_ok());
 }

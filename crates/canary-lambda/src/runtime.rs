@@ -17,7 +17,7 @@ use canary_core::clock::SystemClock;
 use std::path::Path;
 
 use canary_kube::{Cluster, RequestPolicy};
-use canary_metrics::cloudwatch::CloudWatchMetrics;
+use canary_metrics::DeployJsonMetrics;
 use canary_store::DeploymentStore;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -49,7 +49,7 @@ pub async fn services_from_env() -> Result<Services, HandlerError> {
     let prefix =
         std::env::var("CANARY_STATE_PREFIX").unwrap_or_else(|_| DEFAULT_STATE_PREFIX.to_owned());
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let metrics = CloudWatchMetrics::new(&sdk)?;
+    let metrics = DeployJsonMetrics::new(&sdk)?;
     let clusters: Arc<dyn ClusterConnector> = match std::env::var_os("CANARY_KUBECONFIG") {
         Some(path) => {
             let cluster =

@@ -11,12 +11,18 @@
 //! `{<version_dimension>: "<service>-<canary_version>"}`, so only the canary's own
 //! datapoints count.
 //!
+//! With `metrics.compare_to_stable`, the same two metrics are asked for the stable
+//! version's workload too (`stable_errors`, `stable_successes`); with
+//! `metrics.max_latency_ms`, the `latency_metric_name` metric with the extended
+//! statistic of the rule's quantile (`p99`) per period, judged on the highest of those
+//! datapoints (a per-minute p99 above the limit in any minute of the window counts).
+//!
 //! Retries are this crate's own (see [`retry`]): the SDK client is built with its
 //! retries off and one attempt timeout, so every failed call is classified once.
 //!
 //! [`CloudWatchMetrics::put_metric_data`] writes datapoints (tests, the demo).
 
-mod retry;
+pub(crate) mod retry;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -29,6 +35,7 @@ use aws_sdk_cloudwatch::types::{
     Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StandardUnit, StatusCode,
 };
 use canary_core::Observation;
+use canary_core::compare::Counts;
 
 pub use retry::RetryPolicy;
 
@@ -40,6 +47,12 @@ const MAX_PAGES: usize = 50;
 const ERRORS_ID: &str = "errors";
 /// The query id of the success metric.
 const SUCCESSES_ID: &str = "successes";
+/// The query id of the stable version's error metric.
+const STABLE_ERRORS_ID: &str = "stable_errors";
+/// The query id of the stable version's success metric.
+const STABLE_SUCCESSES_ID: &str = "stable_successes";
+/// The query id of the latency metric.
+const LATENCY_ID: &str = "latency";
 /// CloudWatch accepts at most this many datapoints per PutMetricData call.
 const PUT_BATCH: usize = 1000;
 /// The operation name in errors and logs.
@@ -113,16 +126,19 @@ impl CloudWatchMetrics {
 
     /// The GetMetricData request for `q` (without a `NextToken`).
     pub fn request(q: &HealthQuery) -> Result<GetMetricDataInput, MetricsError> {
-        let dimensions: Vec<Dimension> = q
-            .dimensions()
-            .into_iter()
-            .map(|(name, value)| Dimension::builder().name(name).value(value).build())
-            .collect();
-        let stat = |id: &str, metric: &str| {
+        let dims = |version: u32| -> Option<Vec<Dimension>> {
+            let dims: Vec<Dimension> = q
+                .dimensions_of(version)
+                .into_iter()
+                .map(|(name, value)| Dimension::builder().name(name).value(value).build())
+                .collect();
+            (!dims.is_empty()).then_some(dims)
+        };
+        let stat = |id: &str, metric: &str, version: u32, stat: &str| {
             let metric = Metric::builder()
                 .namespace(&q.health.metric_namespace)
                 .metric_name(metric)
-                .set_dimensions((!dimensions.is_empty()).then(|| dimensions.clone()))
+                .set_dimensions(dims(version))
                 .build();
             MetricDataQuery::builder()
                 .id(id)
@@ -130,15 +146,45 @@ impl CloudWatchMetrics {
                     MetricStat::builder()
                         .metric(metric)
                         .period(i32::try_from(q.period_secs).unwrap_or(i32::MAX))
-                        .stat("Sum")
+                        .stat(stat)
                         .build(),
                 )
                 .return_data(true)
                 .build()
         };
-        let mut queries = vec![stat(ERRORS_ID, &q.health.error_metric)];
+        let canary = q.canary_version;
+        let mut queries = vec![stat(ERRORS_ID, &q.health.error_metric, canary, "Sum")];
         if q.need_requests {
-            queries.push(stat(SUCCESSES_ID, &q.health.success_metric));
+            queries.push(stat(SUCCESSES_ID, &q.health.success_metric, canary, "Sum"));
+        }
+        if let Some(stable) = q.stable_version {
+            queries.push(stat(
+                STABLE_ERRORS_ID,
+                &q.health.error_metric,
+                stable,
+                "Sum",
+            ));
+            queries.push(stat(
+                STABLE_SUCCESSES_ID,
+                &q.health.success_metric,
+                stable,
+                "Sum",
+            ));
+        }
+        if let Some(rule) = q.latency {
+            let canary_core::spec::SourceSpec::CloudWatch {
+                latency_metric: Some(metric),
+            } = &q.source
+            else {
+                return Err(MetricsError::Setup {
+                    what: "request",
+                    message:
+                        "max_latency_ms with source `cloudwatch` needs metrics.latency_metric_name"
+                            .into(),
+                    source: None,
+                });
+            };
+            queries.push(stat(LATENCY_ID, metric, canary, &percentile(rule.quantile)));
         }
         GetMetricDataInput::builder()
             .set_metric_data_queries(Some(queries))
@@ -194,11 +240,17 @@ impl CloudWatchMetrics {
 }
 
 /// The SDK configuration's timeouts with one attempt limited to `retry.attempt_timeout`.
-fn attempt_timeouts(base: Option<&TimeoutConfig>, retry: &RetryPolicy) -> TimeoutConfig {
+pub(crate) fn attempt_timeouts(base: Option<&TimeoutConfig>, retry: &RetryPolicy) -> TimeoutConfig {
     base.map(TimeoutConfig::to_builder)
         .unwrap_or_default()
         .operation_attempt_timeout(retry.attempt_timeout)
         .build()
+}
+
+/// CloudWatch's extended statistic for a quantile: 0.99 → `p99`, 0.995 → `p99.5`.
+pub fn percentile(quantile: f64) -> String {
+    let p = format!("{:.3}", quantile * 100.0);
+    format!("p{}", p.trim_end_matches('0').trim_end_matches('.'))
 }
 
 #[async_trait]
@@ -208,6 +260,8 @@ impl MetricsSource for CloudWatchMetrics {
         let mut next_token: Option<String> = None;
         let mut errors = Vec::new();
         let mut successes = Vec::new();
+        let mut stable = (Vec::new(), Vec::new());
+        let mut latency: Vec<f64> = Vec::new();
         for _ in 0..MAX_PAGES {
             let page = retry::call(&self.retry, GET_METRIC_DATA, || {
                 self.client
@@ -246,6 +300,9 @@ impl MetricsSource for CloudWatchMetrics {
                 match id {
                     ERRORS_ID => errors.extend_from_slice(result.values()),
                     SUCCESSES_ID => successes.extend_from_slice(result.values()),
+                    STABLE_ERRORS_ID => stable.0.extend_from_slice(result.values()),
+                    STABLE_SUCCESSES_ID => stable.1.extend_from_slice(result.values()),
+                    LATENCY_ID => latency.extend_from_slice(result.values()),
                     other => {
                         return Err(MetricsError::BadResponse {
                             operation: GET_METRIC_DATA,
@@ -258,9 +315,15 @@ impl MetricsSource for CloudWatchMetrics {
             match page.next_token() {
                 Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
                 _ => {
+                    let stable_errors: f64 = stable.0.iter().sum();
+                    let stable_requests = stable_errors + stable.1.iter().sum::<f64>();
                     return Ok(Observation {
                         errors,
                         successes: q.need_requests.then_some(successes),
+                        latency_ms: latency.into_iter().reduce(f64::max),
+                        stable: q
+                            .stable_version
+                            .map(|_| Counts::new(stable_requests, stable_errors)),
                     });
                 }
             }
@@ -300,7 +363,62 @@ mod tests {
             end_secs: 1_600,
             period_secs: 60,
             need_requests,
+            namespace: "shop".into(),
+            source: canary_core::spec::SourceSpec::CloudWatch {
+                latency_metric: Some("latency-web".into()),
+            },
+            latency: None,
+            stable_version: None,
         }
+    }
+
+    #[test]
+    fn quantiles_are_cloudwatch_percentile_statistics() {
+        assert_eq!(percentile(0.99), "p99");
+        assert_eq!(percentile(0.995), "p99.5");
+        assert_eq!(percentile(0.5), "p50");
+        assert_eq!(percentile(0.999), "p99.9");
+    }
+
+    #[test]
+    fn the_stable_version_and_latency_add_their_own_queries() {
+        let mut q = query(Some("pod_controller_name"), true);
+        q.stable_version = Some(2);
+        q.latency = Some(canary_core::spec::LatencyRule {
+            max_ms: 250.0,
+            quantile: 0.99,
+        });
+        let input = CloudWatchMetrics::request(&q).expect("request");
+        let found: Vec<(&str, &str, &str, &str)> = input
+            .metric_data_queries()
+            .iter()
+            .map(|d| {
+                let stat = d.metric_stat().expect("stat");
+                let m = metric_of(d);
+                let version = m
+                    .dimensions()
+                    .iter()
+                    .find(|d| d.name() == Some("pod_controller_name"))
+                    .and_then(Dimension::value)
+                    .unwrap_or_default();
+                (
+                    d.id().unwrap_or_default(),
+                    m.metric_name().unwrap_or_default(),
+                    version,
+                    stat.stat().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("errors", "5xx-web", "web-3", "Sum"),
+                ("successes", "2xx-web", "web-3", "Sum"),
+                ("stable_errors", "5xx-web", "web-2", "Sum"),
+                ("stable_successes", "2xx-web", "web-2", "Sum"),
+                ("latency", "latency-web", "web-3", "p99"),
+            ]
+        );
     }
 
     fn metric_of(q: &MetricDataQuery) -> &Metric {

@@ -10,14 +10,17 @@
 
 pub mod cloudwatch;
 mod error;
+pub mod lattice;
 pub mod prometheus;
 mod query;
+mod sources;
 
 use async_trait::async_trait;
-use canary_core::{DeploySpec, Observation, Verdict};
+use canary_core::{DeploySpec, Observation, Rules, Verdict};
 
 pub use error::{BoxError, MetricsError};
 pub use query::{DEFAULT_PERIOD_SECONDS, HealthQuery};
+pub use sources::{DeployJsonMetrics, described_queries};
 
 /// A backend that can count a service's 5xx and 2xx responses over a window.
 #[async_trait]
@@ -35,35 +38,23 @@ pub trait MetricsSource: Send + Sync + std::fmt::Debug {
 }
 
 /// Runs one health check at `now_secs` (Unix seconds): queries `source` for the window
-/// of `spec.failure_threshold_time` seconds ending now and judges the numbers.
+/// of `spec.failure_threshold_time` seconds ending now and judges the numbers, against
+/// `stable_version`'s over the same window when deploy.json asks for it.
 pub async fn check(
     source: &dyn MetricsSource,
     spec: &DeploySpec,
     canary_version: u32,
+    stable_version: Option<u32>,
     now_secs: i64,
 ) -> Result<Verdict, MetricsError> {
-    let q = HealthQuery::for_check(spec, canary_version, now_secs);
+    let q =
+        HealthQuery::for_check(spec, canary_version, now_secs).with_stable(spec, stable_version);
     if let Some(why) = source.disabled() {
         tracing::warn!(service = %q.service, canary_version, %why, "health check skipped");
-        return Ok(Verdict {
-            status: canary_core::VerdictStatus::Healthy,
-            errors: 0.0,
-            requests: None,
-            error_rate: None,
-            window_seconds: 0,
-            datapoints: 0,
-            version: q.judged_version(),
-            reason: why,
-        });
+        return Ok(Verdict::checks_disabled(q.judged_version(), why));
     }
     let obs = source.observe(&q).await?;
-    let verdict = canary_core::verdict::judge(
-        &q.health,
-        spec.failure_threshold_value,
-        q.window_seconds(),
-        q.judged_version(),
-        &obs,
-    );
+    let verdict = judge_observation(spec, &q, &obs);
     tracing::info!(
         service = %q.service,
         canary_version,
@@ -74,6 +65,16 @@ pub async fn check(
         "health check"
     );
     Ok(verdict)
+}
+
+/// Judges what `q` observed with every rule of `spec`.
+pub fn judge_observation(spec: &DeploySpec, q: &HealthQuery, obs: &Observation) -> Verdict {
+    canary_core::verdict::judge_rules(
+        &Rules::of(spec),
+        q.window_seconds(),
+        q.judged_version(),
+        obs,
+    )
 }
 
 /// A source that returns the same observation for every query (for tests and dry runs).
@@ -100,6 +101,7 @@ impl MetricsSource for StaticMetrics {
         Ok(Observation {
             errors: self.errors.clone(),
             successes: q.need_requests.then(|| self.successes.clone()),
+            ..Observation::default()
         })
     }
 }

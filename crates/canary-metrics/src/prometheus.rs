@@ -31,6 +31,7 @@ use aws_sigv4::sign::v4;
 use base64::Engine;
 use bytes::Bytes;
 use canary_core::Observation;
+use canary_core::compare::Counts;
 use canary_core::spec::{PromQueries, PrometheusAuth, PrometheusSpec, fill_promql};
 use http_body_util::{BodyExt, Empty};
 use hyper_rustls::HttpsConnector;
@@ -199,17 +200,20 @@ impl PrometheusMetrics {
         workload: &str,
         quantile: f64,
     ) -> Result<String, MetricsError> {
-        if self.namespace.is_empty() && template.contains("{namespace}") {
+        let namespace = if self.namespace.is_empty() {
+            q.namespace.as_str()
+        } else {
+            self.namespace.as_str()
+        };
+        if namespace.is_empty() && template.contains("{namespace}") {
             return Err(setup(
                 "request",
-                format!(
-                    "query `{template}` uses {{namespace}}, and no namespace was given (with_namespace)"
-                ),
+                format!("query `{template}` uses {{namespace}}, and no namespace was given"),
             ));
         }
         Ok(fill_promql(
             template,
-            &self.namespace,
+            namespace,
             &q.service,
             workload,
             q.window_seconds(),
@@ -461,9 +465,23 @@ impl MetricsSource for PrometheusMetrics {
         } else {
             None
         };
+        let latency_ms = match q.latency {
+            Some(rule) => self.latency_ms(q, rule.quantile).await?,
+            None => None,
+        };
+        let stable = match q.stable_version {
+            Some(v) => Some(
+                self.counts(q, v)
+                    .await?
+                    .map_or(Counts::new(0.0, 0.0), |(r, e)| Counts::new(r, e)),
+            ),
+            None => None,
+        };
         Ok(Observation {
             errors: errors.map(|e| vec![e]).unwrap_or_default(),
             successes,
+            latency_ms,
+            stable,
         })
     }
 }

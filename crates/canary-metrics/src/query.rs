@@ -1,7 +1,8 @@
 //! What one health check asks a metrics source: which metrics, with which dimensions,
 //! over which window. Built from deploy.json by [`HealthQuery::for_check`].
 
-use canary_core::{DeploySpec, HealthSpec, Observation};
+use canary_core::spec::{LatencyRule, SourceSpec};
+use canary_core::{DeploySpec, HealthSpec, Rules};
 
 /// The period of every datapoint, in seconds (as in the original design).
 pub const DEFAULT_PERIOD_SECONDS: u32 = 60;
@@ -23,6 +24,15 @@ pub struct HealthQuery {
     pub period_secs: u32,
     /// Whether request counts (the success metric) are needed.
     pub need_requests: bool,
+    /// The service's Kubernetes namespace.
+    pub namespace: String,
+    /// Where the numbers come from (deploy.json's `metrics.source`).
+    pub source: SourceSpec,
+    /// The canary's latency at this quantile is needed (`metrics.max_latency_ms`).
+    pub latency: Option<LatencyRule>,
+    /// The stable version's requests and errors over the same window are needed
+    /// (`metrics.compare_to_stable`, and a stable version exists).
+    pub stable_version: Option<u32>,
 }
 
 impl HealthQuery {
@@ -37,8 +47,21 @@ impl HealthQuery {
             start_secs: now_secs.saturating_sub(window),
             end_secs: now_secs,
             period_secs: DEFAULT_PERIOD_SECONDS,
-            need_requests: Observation::needs_requests(&spec.health),
+            need_requests: Rules::of(spec).needs_requests(),
+            namespace: spec.kubernetes_namespace.clone(),
+            source: spec.metrics.source.clone(),
+            latency: spec.metrics.latency,
+            stable_version: None,
         }
+    }
+
+    /// The same query, judging against `stable` too when deploy.json asks for it
+    /// (`metrics.compare_to_stable`); nothing changes otherwise.
+    pub fn with_stable(mut self, spec: &DeploySpec, stable: Option<u32>) -> Self {
+        if spec.metrics.compare.is_some() {
+            self.stable_version = stable.filter(|s| *s != self.canary_version);
+        }
+        self
     }
 
     /// The window's length in seconds.
@@ -47,23 +70,34 @@ impl HealthQuery {
     }
 
     /// The version the numbers belong to: the canary's when metrics are per version
-    /// (`version_dimension` set), `None` when they cover the whole service.
+    /// (Prometheus and Lattice always are; CloudWatch with `version_dimension`), `None`
+    /// when they cover the whole service.
     pub fn judged_version(&self) -> Option<u32> {
-        self.health
-            .version_dimension
-            .as_ref()
-            .map(|_| self.canary_version)
+        let per_version = self.health.version_dimension.is_some()
+            || !matches!(self.source, SourceSpec::CloudWatch { .. });
+        per_version.then_some(self.canary_version)
     }
 
     /// The value of the version dimension: the pod controller's (Deployment's) name,
     /// `<service>-<version>`.
     pub fn version_value(&self) -> String {
-        format!("{}-{}", self.service, self.canary_version)
+        self.workload(self.canary_version)
+    }
+
+    /// The Deployment (and workload) name of `version`: `<service>-<version>`.
+    pub fn workload(&self, version: u32) -> String {
+        format!("{}-{version}", self.service)
     }
 
     /// Every dimension of the query, sorted by name: `metric_dimensions` plus the
     /// version dimension when set.
     pub fn dimensions(&self) -> Vec<(String, String)> {
+        self.dimensions_of(self.canary_version)
+    }
+
+    /// The dimensions of `version`'s numbers (the same as [`Self::dimensions`] but
+    /// for another version's workload, e.g. the stable one).
+    pub fn dimensions_of(&self, version: u32) -> Vec<(String, String)> {
         let mut dims: Vec<(String, String)> = self
             .health
             .dimensions
@@ -71,7 +105,7 @@ impl HealthQuery {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         if let Some(name) = &self.health.version_dimension {
-            dims.push((name.clone(), self.version_value()));
+            dims.push((name.clone(), self.workload(version)));
             dims.sort();
         }
         dims

@@ -84,7 +84,7 @@ async fn seed_configurations_judge_like_the_original_rule_on_the_same_data() {
             cw.put_metric_data("EnvoyPrometheus/ResponseCode", &data)
                 .await
                 .expect("put");
-            let verdict = check(&cw, &s, 2, NOW).await.expect("check");
+            let verdict = check(&cw, &s, 2, None, NOW).await.expect("check");
             assert_eq!(
                 verdict.status,
                 original_rule(values, threshold),
@@ -117,7 +117,7 @@ async fn datapoints_outside_the_window_do_not_count() {
     )
     .await
     .expect("put");
-    let verdict = check(&cw, &s, 2, NOW).await.expect("check");
+    let verdict = check(&cw, &s, 2, None, NOW).await.expect("check");
     assert_eq!(verdict.status, VerdictStatus::Healthy, "{}", verdict.reason);
     assert_eq!(verdict.errors, 0.0);
 }
@@ -142,7 +142,7 @@ async fn the_error_rate_is_computed_from_the_5xx_and_2xx_metrics() {
         &svc,
         json!({"failure_threshold_value": 1000, "max_error_rate": 5}),
     );
-    let v = check(&cw, &lenient, 2, NOW).await.expect("check");
+    let v = check(&cw, &lenient, 2, None, NOW).await.expect("check");
     assert_eq!(v.status, VerdictStatus::Healthy, "{}", v.reason);
     assert_eq!((v.errors, v.requests), (3.0, Some(100.0)));
     assert_eq!(v.error_rate, Some(3.0));
@@ -151,7 +151,7 @@ async fn the_error_rate_is_computed_from_the_5xx_and_2xx_metrics() {
         &svc,
         json!({"failure_threshold_value": 1000, "max_error_rate": 2.5}),
     );
-    let v = check(&cw, &strict, 2, NOW).await.expect("check");
+    let v = check(&cw, &strict, 2, None, NOW).await.expect("check");
     assert_eq!(v.status, VerdictStatus::Unhealthy, "{}", v.reason);
     assert!(v.reason.contains("max_error_rate"), "{}", v.reason);
 }
@@ -172,7 +172,7 @@ async fn too_little_traffic_is_judged_by_the_no_data_policy() {
         ("hold", VerdictStatus::Hold),
     ] {
         let s = spec(&svc, json!({"min_request_count": 100, "no_data": policy}));
-        let v = check(&cw, &s, 2, NOW).await.expect("check");
+        let v = check(&cw, &s, 2, None, NOW).await.expect("check");
         assert_eq!(v.status, want, "no_data {policy}: {}", v.reason);
         assert_eq!(
             v.requests,
@@ -182,7 +182,7 @@ async fn too_little_traffic_is_judged_by_the_no_data_policy() {
     }
     // Enough traffic: judged on its numbers.
     let s = spec(&svc, json!({"min_request_count": 10, "no_data": "fail"}));
-    let v = check(&cw, &s, 2, NOW).await.expect("check");
+    let v = check(&cw, &s, 2, None, NOW).await.expect("check");
     assert_eq!(v.status, VerdictStatus::Healthy, "{}", v.reason);
 }
 
@@ -191,7 +191,7 @@ async fn no_datapoints_at_all_with_a_minimum_is_never_silently_healthy() {
     let cw = source().await;
     let svc = service();
     let s = spec(&svc, json!({"min_request_count": 1}));
-    let v = check(&cw, &s, 2, NOW).await.expect("check");
+    let v = check(&cw, &s, 2, None, NOW).await.expect("check");
     assert_eq!(v.status, VerdictStatus::Unhealthy, "{}", v.reason);
     assert_eq!((v.requests, v.datapoints), (Some(0.0), 0));
 }
@@ -213,12 +213,12 @@ async fn with_a_version_dimension_only_the_canarys_datapoints_count() {
     .await
     .expect("put");
     let s = spec(&svc, json!({"version_dimension": "pod_controller_name"}));
-    let v = check(&cw, &s, 2, NOW).await.expect("check");
+    let v = check(&cw, &s, 2, None, NOW).await.expect("check");
     assert_eq!(v.status, VerdictStatus::Healthy, "{}", v.reason);
     assert_eq!((v.errors, v.version), (0.0, Some(2)));
 
     // The same data judged for version 1 sees the stable version's errors.
-    let v = check(&cw, &s, 1, NOW).await.expect("check");
+    let v = check(&cw, &s, 1, None, NOW).await.expect("check");
     assert_eq!(v.status, VerdictStatus::Unhealthy, "{}", v.reason);
     assert_eq!(v.errors, 42.0);
 }
@@ -250,7 +250,7 @@ async fn metric_overrides_and_extra_dimensions_are_queried() {
     let obs = cw.observe(&q).await.expect("observe");
     assert_eq!(obs.errors.iter().sum::<f64>(), 3.0);
     assert_eq!(obs.successes, None);
-    let v = check(&cw, &s, 2, NOW).await.expect("check");
+    let v = check(&cw, &s, 2, None, NOW).await.expect("check");
     assert_eq!(v.status, VerdictStatus::Healthy, "{}", v.reason);
 }
 
@@ -268,7 +268,56 @@ async fn more_than_one_batch_of_datapoints_is_written_and_read_back() {
         .await
         .expect("put");
     let s = spec(&svc, json!({"failure_threshold_value": 10_000}));
-    let v = check(&cw, &s, 2, NOW).await.expect("check");
+    let v = check(&cw, &s, 2, None, NOW).await.expect("check");
     assert_eq!(v.errors, 1_500.0, "{}", v.reason);
     assert_eq!(v.status, VerdictStatus::Healthy, "{}", v.reason);
+}
+
+#[tokio::test]
+async fn against_the_stable_version_both_versions_are_read_over_the_same_window() {
+    let cw = source().await;
+    let svc = service();
+    let (e, ok) = (format!("5xx-{svc}"), format!("2xx-{svc}"));
+    let (stable, canary) = (format!("{svc}-1"), format!("{svc}-2"));
+    let dim = "pod_controller_name";
+    cw.put_metric_data(
+        "EnvoyPrometheus/ResponseCode",
+        &[
+            // The stable version: 1% errors (background noise).
+            datum(&e, &[(dim, &stable)], 30, 90.0),
+            datum(&ok, &[(dim, &stable)], 30, 8_910.0),
+            // The canary: 1% errors too.
+            datum(&e, &[(dim, &canary)], 30, 10.0),
+            datum(&ok, &[(dim, &canary)], 30, 990.0),
+        ],
+    )
+    .await
+    .expect("put");
+    let s = spec(
+        &svc,
+        json!({"version_dimension": dim, "metrics": {"compare_to_stable": true}}),
+    );
+    let v = check(&cw, &s, 2, Some(1), NOW).await.expect("check");
+    assert_eq!(v.status, VerdictStatus::Healthy, "{}", v.reason);
+    let stable_counts = v.stable.expect("stable numbers");
+    assert_eq!(
+        (stable_counts.requests, stable_counts.errors),
+        (9_000.0, 90.0)
+    );
+    assert_eq!(v.requests, Some(1_000.0));
+    assert!(
+        v.reason.contains("canary 1.00% vs stable 1.00%"),
+        "{}",
+        v.reason
+    );
+
+    // Judged the other way round, version 1 against version 2: no worse either; and
+    // with a tight absolute rate the same numbers fail.
+    let strict = spec(
+        &svc,
+        json!({"version_dimension": dim, "max_error_rate": 0.5}),
+    );
+    let v = check(&cw, &strict, 2, Some(1), NOW).await.expect("check");
+    assert_eq!(v.status, VerdictStatus::Unhealthy, "{}", v.reason);
+    assert!(v.stable.is_none());
 }

@@ -222,7 +222,7 @@ async fn throttling_is_retried_and_every_page_is_read() {
     ])
     .await;
     let cw = client(&endpoint, 5).await;
-    let v = check(&cw, &spec(), 2, 1_767_225_600)
+    let v = check(&cw, &spec(), 2, None, 1_767_225_600)
         .await
         .expect("throttling was retried");
     assert_eq!(v.errors, 6.0, "both pages were summed");
@@ -273,7 +273,7 @@ async fn server_errors_are_retried_too() {
         body: b"{}".to_vec(),
     };
     let (endpoint, seen) = serve(vec![unavailable, page(&[0.0], None)]).await;
-    let v = check(&client(&endpoint, 3).await, &spec(), 2, 1_767_225_600)
+    let v = check(&client(&endpoint, 3).await, &spec(), 2, None, 1_767_225_600)
         .await
         .expect("retried");
     assert_eq!(v.status, VerdictStatus::Healthy);
@@ -283,7 +283,7 @@ async fn server_errors_are_retried_too() {
 #[tokio::test]
 async fn throttling_that_never_ends_is_a_transient_metrics_error_after_the_last_attempt() {
     let (endpoint, seen) = serve(vec![throttled()]).await;
-    let err = check(&client(&endpoint, 3).await, &spec(), 2, 1_767_225_600)
+    let err = check(&client(&endpoint, 3).await, &spec(), 2, None, 1_767_225_600)
         .await
         .expect_err("gives up");
     assert_eq!(err.error_type(), errors::METRICS_TRANSIENT);
@@ -307,7 +307,7 @@ async fn error_codes_are_read_from_the_cbor_type_without_its_namespace_and_from_
         "Rate exceeded",
     )])
     .await;
-    let err = check(&client(&endpoint, 2).await, &spec(), 2, 1_767_225_600)
+    let err = check(&client(&endpoint, 2).await, &spec(), 2, None, 1_767_225_600)
         .await
         .expect_err("gives up");
     assert!(
@@ -322,7 +322,7 @@ async fn error_codes_are_read_from_the_cbor_type_without_its_namespace_and_from_
         body: b"<html>oops</html>".to_vec(),
     };
     let (endpoint, _) = serve(vec![bad_gateway]).await;
-    let err = check(&client(&endpoint, 2).await, &spec(), 2, 1_767_225_600)
+    let err = check(&client(&endpoint, 2).await, &spec(), 2, None, 1_767_225_600)
         .await
         .expect_err("gives up");
     assert!(
@@ -340,7 +340,7 @@ async fn a_refused_query_is_a_metrics_error_and_is_not_retried() {
         "The value 7 for parameter Period is not valid.",
     );
     let (endpoint, seen) = serve(vec![refused]).await;
-    let err = check(&client(&endpoint, 5).await, &spec(), 2, 1_767_225_600)
+    let err = check(&client(&endpoint, 5).await, &spec(), 2, None, 1_767_225_600)
         .await
         .expect_err("refused");
     assert_eq!(err.error_type(), errors::METRICS_ERROR);
@@ -371,6 +371,7 @@ async fn an_unreachable_endpoint_is_transient() {
         &client(&format!("http://127.0.0.1:{port}"), 2).await,
         &spec(),
         2,
+        None,
         1_767_225_600,
     )
     .await

@@ -392,13 +392,9 @@ async fn prometheus_down_is_transient_after_exactly_the_configured_attempts() {
             max_attempts: 1,
             ..fast()
         });
-    // Without a namespace, a template using {namespace} is refused before any request.
-    let err = one.observe(&q).await.unwrap_err();
-    assert!(
-        !err.is_transient() && err.to_string().contains("{namespace}"),
-        "{err}"
-    );
-    match one.with_namespace(NAMESPACE).observe(&q).await.unwrap_err() {
+    // The query carries the service's namespace: no with_namespace needed.
+    assert_eq!(q.namespace, NAMESPACE);
+    match one.observe(&q).await.unwrap_err() {
         MetricsError::Transient { attempts, .. } => assert_eq!(attempts, 1),
         other => panic!("{other:?}"),
     }
@@ -593,5 +589,136 @@ fn the_sigv4_signature_matches_botocore() {
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/{}/{region}/aps/aws4_request",
             &time[..10].replace('-', "")
         )));
+    }
+}
+
+/// The verdict cases the CloudWatch source is held to, here through `check` (the health
+/// check's whole path) against the seeded series: the error rate, `min_request_count`
+/// with each `no_data` policy, per version, latency, and the canary against the stable
+/// version.
+#[tokio::test]
+async fn the_verdict_table_through_the_whole_health_check() {
+    use canary_metrics::check;
+    let Some(p) = start_prometheus() else { return };
+    let url = p.url.clone();
+    let preset = |extra: serde_json::Value| {
+        let mut m = json!({"source": "prometheus", "url": url, "preset": "istio"});
+        m.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        m
+    };
+    let cases: Vec<(
+        &str,
+        serde_json::Value,
+        serde_json::Value,
+        u32,
+        VerdictStatus,
+        &str,
+    )> = vec![
+        (
+            "healthy by rate",
+            preset(json!({})),
+            json!({"max_error_rate": 5, "failure_threshold_value": 50}),
+            2,
+            VerdictStatus::Healthy,
+            "20 errors in 1000 requests",
+        ),
+        (
+            "unhealthy by rate",
+            preset(json!({})),
+            json!({"max_error_rate": 5, "failure_threshold_value": 1000}),
+            3,
+            VerdictStatus::Unhealthy,
+            "above max_error_rate 5%",
+        ),
+        (
+            "the original count rule",
+            preset(json!({})),
+            json!({"failure_threshold_value": 10}),
+            2,
+            VerdictStatus::Unhealthy,
+            "more than failure_threshold_value 10",
+        ),
+        (
+            "no data, fail",
+            preset(json!({})),
+            json!({"min_request_count": 100, "no_data": "fail"}),
+            4,
+            VerdictStatus::Unhealthy,
+            "fewer than min_request_count 100",
+        ),
+        (
+            "no data, pass",
+            preset(json!({})),
+            json!({"min_request_count": 100, "no_data": "pass"}),
+            4,
+            VerdictStatus::Healthy,
+            "no_data is `pass`",
+        ),
+        (
+            "no data, hold",
+            preset(json!({})),
+            json!({"min_request_count": 100, "no_data": "hold"}),
+            4,
+            VerdictStatus::Hold,
+            "holding",
+        ),
+        (
+            "latency above",
+            preset(json!({"max_latency_ms": 300})),
+            json!({"failure_threshold_value": 50}),
+            2,
+            VerdictStatus::Unhealthy,
+            "latency p99 375 ms is above max_latency_ms 300 ms",
+        ),
+        (
+            "latency within",
+            preset(json!({"max_latency_ms": 400})),
+            json!({"failure_threshold_value": 50}),
+            2,
+            VerdictStatus::Healthy,
+            "latency p99 375 ms",
+        ),
+        (
+            "worse than stable",
+            preset(json!({"compare_to_stable": true})),
+            json!({}),
+            3,
+            VerdictStatus::Unhealthy,
+            "the canary is worse",
+        ),
+        (
+            "no worse than stable",
+            preset(json!({"compare_to_stable": {"margin_percent": 2}})),
+            json!({}),
+            2,
+            VerdictStatus::Healthy,
+            "not worse by more than 2 points",
+        ),
+    ];
+    for (name, metrics, extra, version, want, says) in cases {
+        let mut doc = json!({
+            "cluster_name": "c1", "kubernetes_namespace": NAMESPACE,
+            "microservice_name": SERVICE, "percentage_step": 10, "wait_time": 60,
+            "container_image": "repo/app:1", "failure_threshold_time": 600,
+            "metrics": metrics,
+        });
+        doc.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let spec = DeploySpec::parse(&doc, Some("kind: Deployment\n"))
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let SourceSpec::Prometheus(prom) = &spec.metrics.source else {
+            panic!("{name}")
+        };
+        let src = PrometheusMetrics::new(prom, None)
+            .unwrap()
+            .with_retry(fast());
+        let v = check(&src, &spec, version, Some(1), p.end)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(v.status, want, "{name}: {}", v.reason);
+        assert!(v.reason.contains(says), "{name}: {}", v.reason);
     }
 }

@@ -234,6 +234,9 @@ impl World {
                     window_seconds: spec.failure_threshold_time,
                     datapoints: 5,
                     version: Some(d.canary_version),
+                    latency_ms: None,
+                    comparison: None,
+                    stable: None,
                     reason: if unhealthy {
                         "12 errors over 300 s, more than the threshold of 0".into()
                     } else {

@@ -35,6 +35,9 @@ fn verdict(status: VerdictStatus, errors: f64) -> canary_core::Verdict {
         window_seconds: 600,
         datapoints: 3,
         version: None,
+        latency_ms: None,
+        comparison: None,
+        stable: None,
         reason: format!("{errors} errors over 600 s"),
     }
 }

@@ -20,7 +20,11 @@ pub async fn run(services: &Services, mut task: Task) -> Result<Task, HandlerErr
     let version = task.deployment.canary_version;
     let verdict = match services.store.abort_requested(&svc).await? {
         Some(abort) => Verdict::aborted(version, &abort.by, &abort.reason),
-        None => canary_metrics::check(services.metrics.as_ref(), &task.spec, version, now).await?,
+        None => {
+            let stable = task.deployment.stable_version;
+            canary_metrics::check(services.metrics.as_ref(), &task.spec, version, stable, now)
+                .await?
+        }
     };
     let d = &task.deployment;
     services

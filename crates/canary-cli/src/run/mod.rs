@@ -45,8 +45,9 @@ pub const ABORTED: &str = errors::ABORTED;
 /// Where health numbers come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricsChoice {
-    /// CloudWatch `GetMetricData`, as the Lambda functions query it.
-    CloudWatch,
+    /// The source deploy.json's `metrics` section names (CloudWatch without one), as
+    /// the Lambda functions query it.
+    DeployJson,
     /// Nothing: every check passes with the reason "metrics disabled".
     None,
 }
@@ -265,7 +266,7 @@ pub async fn command(args: &RunArgs) -> Result<std::process::ExitCode, CliError>
         metrics: if args.metrics == "none" {
             MetricsChoice::None
         } else {
-            MetricsChoice::CloudWatch
+            MetricsChoice::DeployJson
         },
     };
     let report = run(opts).await?;

@@ -45,7 +45,7 @@ pub(super) async fn connect(
     let policy = RequestPolicy::default();
     let needs_aws = opts.kubeconfig.is_none()
         || opts.bucket.is_some()
-        || opts.metrics == MetricsChoice::CloudWatch;
+        || (opts.metrics == MetricsChoice::DeployJson && spec.metrics.source.needs_aws());
     let sdk = if needs_aws {
         Some(sdk_config().await)
     } else {
@@ -95,11 +95,9 @@ pub(super) async fn connect(
         }
     };
 
-    let metrics: Arc<dyn MetricsSource> = match (opts.metrics, &sdk) {
-        (MetricsChoice::CloudWatch, Some(sdk)) => {
-            Arc::new(canary_metrics::cloudwatch::CloudWatchMetrics::new(sdk)?)
-        }
-        _ => Arc::new(DisabledMetrics),
+    let metrics: Arc<dyn MetricsSource> = match opts.metrics {
+        MetricsChoice::None => Arc::new(DisabledMetrics),
+        MetricsChoice::DeployJson => crate::health::source_for(spec, sdk.as_ref())?,
     };
     Ok(Connected {
         clusters,

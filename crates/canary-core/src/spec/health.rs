@@ -33,11 +33,19 @@ pub(super) fn parse_health(r: &mut Reader<'_>, service: Option<&str>) -> HealthS
             }
         },
     };
-    if v.is_some() && min_request_count.is_none() && r.get("min_request_count").is_none() {
+    let compares = r
+        .get("metrics")
+        .and_then(|m| m.get("compare_to_stable"))
+        .is_some_and(|c| c != &Value::Bool(false));
+    if v.is_some()
+        && min_request_count.is_none()
+        && r.get("min_request_count").is_none()
+        && !compares
+    {
         r.fail(
             "no_data",
             v,
-            "needs `min_request_count`: it says what fewer requests than that mean",
+            "needs `min_request_count` or `metrics.compare_to_stable`: it says what too few requests mean",
         );
     }
     let v = r.get("max_holds");

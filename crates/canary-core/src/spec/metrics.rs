@@ -107,6 +107,15 @@ impl SourceSpec {
             Self::Lattice(_) => "lattice",
         }
     }
+
+    /// Whether reading it needs AWS credentials (CloudWatch, VPC Lattice, and Amazon
+    /// Managed Service for Prometheus).
+    pub fn needs_aws(&self) -> bool {
+        match self {
+            Self::Prometheus(p) => matches!(p.auth, PrometheusAuth::Sigv4 { .. }),
+            Self::CloudWatch { .. } | Self::Lattice(_) => true,
+        }
+    }
 }
 
 /// How to find each version's VPC Lattice target group.
@@ -140,30 +149,6 @@ pub fn parse_metrics_section(section: &Value) -> Result<MetricsSpec, super::Vali
         Ok(spec)
     } else {
         Err(super::ValidationErrors(r.errors))
-    }
-}
-
-impl MetricsSpec {
-    /// The settings this build validates but whose health check is not wired yet, as
-    /// errors: refused before anything touches a cluster rather than silently judged on
-    /// CloudWatch alone.
-    pub fn not_yet_available(&self, section: Option<&Value>) -> Vec<super::FieldError> {
-        let mut out = Vec::new();
-        let later = "is validated but not available yet in this build of eks-canary (the health check reads CloudWatch only); remove it for now";
-        if !matches!(self.source, SourceSpec::CloudWatch { .. }) {
-            let v = section.and_then(|s| s.get("source"));
-            out.push(super::FieldError::new("metrics.source", v, later));
-        }
-        for (on, field) in [
-            (self.latency.is_some(), "max_latency_ms"),
-            (self.compare.is_some(), "compare_to_stable"),
-        ] {
-            if on {
-                let v = section.and_then(|s| s.get(field));
-                out.push(super::FieldError::new(format!("metrics.{field}"), v, later));
-            }
-        }
-        out
     }
 }
 

@@ -40,6 +40,9 @@ pub const DEFAULT_MAX_HOLDS: u32 = 3;
 pub const MAX_SECONDS: u64 = 86_400;
 /// The highest version number that names are checked to fit with.
 pub const MAX_VERSION: u32 = 99_999;
+/// The largest `failure_threshold_value`, and its value when the canary is judged
+/// against the stable version and no count was given: no limit on the count of errors.
+pub const NO_COUNT_LIMIT: f64 = 1e12;
 
 pub use crate::provider::TrafficProvider;
 

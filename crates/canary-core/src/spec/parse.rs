@@ -11,7 +11,7 @@ use super::metrics::parse_metrics;
 use super::reader::{Reader, kind};
 use super::{
     DEFAULT_FAILURE_THRESHOLD_TIME, DEFAULT_READY_TIMEOUT, DeploySpec, FieldError, MAX_SECONDS,
-    MAX_VERSION, ParseOptions, TrafficProvider, ValidationErrors,
+    MAX_VERSION, NO_COUNT_LIMIT, ParseOptions, SourceSpec, TrafficProvider, ValidationErrors,
 };
 use crate::names;
 
@@ -81,12 +81,24 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
     let (check_interval, bake_time, ready_timeout) = read_timings(&mut r, wait_time);
     let health = parse_health(&mut r, service.as_deref());
     let mut metrics = parse_metrics(&mut r);
-    if r.errors.is_empty() {
-        let gated = metrics.not_yet_available(r.get("metrics"));
-        r.errors.extend(gated);
-    }
     if let (Some(rule), Some(min)) = (metrics.compare.as_mut(), health.min_request_count) {
         rule.min_requests = min as f64;
+    }
+    let failure_threshold_value = match (&metrics.compare, r.get("failure_threshold_value")) {
+        // Judged against the stable version, a count of errors is no rule unless the
+        // user asked for one: a noisy stable version must not fail a good canary.
+        (Some(_), None) => NO_COUNT_LIMIT,
+        _ => failure_threshold_value,
+    };
+    if metrics.compare.is_some()
+        && matches!(metrics.source, SourceSpec::CloudWatch { .. })
+        && health.version_dimension.is_none()
+    {
+        r.fail(
+            "metrics.compare_to_stable",
+            r.get("metrics").and_then(|m| m.get("compare_to_stable")),
+            "needs per-version numbers: set `version_dimension` with source `cloudwatch`",
+        );
     }
 
     if !r.errors.is_empty() {
@@ -196,7 +208,7 @@ fn read_weights(r: &mut Reader<'_>) -> (Option<u8>, Option<Vec<u8>>) {
 fn read_failure_threshold(r: &mut Reader<'_>) -> (f64, u64) {
     let v = r.get("failure_threshold_value");
     let failure_threshold_value = r
-        .number("failure_threshold_value", v, 0.0, 1e12)
+        .number("failure_threshold_value", v, 0.0, NO_COUNT_LIMIT)
         .unwrap_or(0.0);
     if let Some(x) = v.and_then(Value::as_f64)
         && x.fract() != 0.0
