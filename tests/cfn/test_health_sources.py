@@ -14,6 +14,7 @@ import ast
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -229,6 +230,40 @@ class HealthSourceParameters(unittest.TestCase):
                 self.assertFalse(allows(sts, action, tg))
         self.assertEqual(actions_of(sts, "aps:"), set(), "Lattice alone grants no Prometheus query")
         self.assertNotIn(CREDENTIALS_VAR, self.function("hs-lattice", "health-check")["Environment"]["Variables"])
+
+
+class DocsMatchTheTemplate(unittest.TestCase):
+    """docs/deploying.md's section on these sources names the template's parameters, their
+    defaults and the credentials variable as they are."""
+
+    @classmethod
+    def setUpClass(cls):
+        text = (common.ROOT / "docs" / "deploying.md").read_text()
+        start = text.index("## Health metrics from Prometheus, Amazon Managed Service for Prometheus, or VPC Lattice")
+        cls.section = text[start : text.index("\n## ", start + 1)]
+        cls.t = common.load(common.CFN_DIR / "shared.yaml")
+
+    def test_the_parameter_table_gives_each_new_parameter_with_its_default(self):
+        rows = dict(re.findall(r"^\| `([A-Za-z]+)` \| ([^|]+) \|", self.section, re.M))
+        expected = {"PrometheusWorkspaceArns": "empty", "EnableLatticeMetrics": "`false`", "PrometheusCredentials": "empty"}
+        self.assertEqual({k: v.strip() for k, v in rows.items()}, expected)
+        for name, shown in expected.items():
+            default = self.t["Parameters"][name]["Default"]
+            self.assertEqual(shown, "empty" if default == "" else f"`{default}`", name)
+
+    def test_the_examples_are_json_and_name_the_variable_the_stack_sets(self):
+        blocks = re.findall(r"```json\n(.*?)```", self.section, re.S)
+        self.assertEqual(len(blocks), 3)
+        sources = []
+        for b in blocks:
+            metrics = json.loads(b)["metrics"]
+            sources.append(metrics["source"])
+            if "credentials_env" in metrics:
+                self.assertEqual(metrics["credentials_env"], CREDENTIALS_VAR)
+        self.assertEqual(sources, ["prometheus", "prometheus", "lattice"])
+        env = self.t["Resources"]["HealthCheckFunction"]["Properties"]["Environment"]["Variables"]
+        self.assertIn(CREDENTIALS_VAR, env)
+        self.assertIn(CREDENTIALS_VAR, self.t["Parameters"]["PrometheusCredentials"]["Description"])
 
 
 if __name__ == "__main__":
