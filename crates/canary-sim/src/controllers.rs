@@ -1,7 +1,7 @@
 //! The simulated controllers, run after every change and before every read: each
 //! Deployment's status and the Pods standing for its replicas as of now (what they look
 //! like is decided in `workloads`), and the traffic timeline (a new snapshot whenever
-//! rates, route weights, readiness or error rates change).
+//! rates, route weights, readiness, error rates or latencies change).
 
 use std::collections::BTreeMap;
 
@@ -134,7 +134,7 @@ impl State {
 
     /// The traffic state as of `now`: rates, each route's weights (by its name and, when
     /// all its targets are `<service>-...`, by that service), and each Deployment's
-    /// readiness time and error rate.
+    /// readiness time, error rate, latency and first Pod's name.
     fn traffic_snapshot(&self, now: i64) -> TrafficSnapshot {
         let delay = self.ready_delay_millis;
         let mut snap = TrafficSnapshot {
@@ -165,12 +165,19 @@ impl State {
                     .iter()
                     .filter_map(|i| self.error_rates.get(i).copied())
                     .fold(0.0_f64, f64::max);
+                let latency = workloads::images(obj)
+                    .iter()
+                    .filter_map(|i| self.latencies.get(i).copied())
+                    .max_by(|a, b| a.median_ms().total_cmp(&b.median_ms()))
+                    .unwrap_or_default();
                 let ready_from = workloads::ready_from(obj, track, delay, &self.bad_images);
                 snap.targets.insert(
                     track_key,
                     TargetInfo {
                         ready_from,
                         error_rate,
+                        latency,
+                        pod: workloads::first_pod_name(obj),
                     },
                 );
             }

@@ -26,15 +26,26 @@
 //! Deployments become ready `ready_delay` after each spec change, measured on the
 //! configured [`Clock`]; an image marked bad keeps them unready, with Pods that say why.
 //! Traffic is simulated per service and split by the route weights over time (see
-//! [`MetricsQuery`] and the `traffic` rules). Faults can be injected per request.
+//! [`MetricsQuery`] and the `traffic` rules), each version answering with its image's
+//! latency ([`LatencyModel`]). Faults can be injected per request.
+//!
+//! `GET /metrics` makes the cluster a Prometheus target (text format 0.0.4, from
+//! [`SimCluster::prometheus_text`]): per version, the Istio series
+//! (`istio_requests_total`, `istio_request_duration_milliseconds`) and Envoy series
+//! (`envoy_http_downstream_rq_total`, `envoy_http_downstream_rq_xx`,
+//! `envoy_http_downstream_rq_time`) that the `istio` and `envoy` PromQL presets query,
+//! as exact fractional counters of the simulated traffic. Scrapes of `/metrics` are not
+//! recorded as API requests and no fault fires on them.
 
 #![warn(missing_docs)]
 
 mod commit;
 mod controllers;
 mod error;
+mod exposition;
 mod faults;
 mod kubeconfig;
+mod latency;
 mod managed_fields;
 mod patch;
 mod resources;
@@ -62,6 +73,9 @@ use tokio::task::JoinHandle;
 pub use error::ApiError;
 pub use faults::{Fault, FaultAction, RequestRecord};
 pub use kubeconfig::kubeconfig_yaml;
+pub use latency::{
+    DEFAULT_MEDIAN_MS, DEFAULT_SIGMA, InvalidLatency, LATENCY_BUCKETS_MS, LatencyModel,
+};
 pub use traffic::{MetricsQuery, SimMetrics, WeightChange};
 
 use faults::ArmedFault;
@@ -268,6 +282,25 @@ impl SimCluster {
         s.error_rates
             .insert(image.to_string(), fraction.clamp(0.0, 1.0));
         s.record_traffic();
+    }
+
+    /// Sets how long containers running `image` take to answer, from now on (a
+    /// Deployment answers as slowly as its slowest image; images never set answer
+    /// with `LatencyModel::default()`, a 20 ms median).
+    pub fn set_latency(&self, image: &str, latency: LatencyModel) {
+        let mut s = self.lock();
+        s.latencies.insert(image.to_string(), latency);
+        s.record_traffic();
+    }
+
+    /// The traffic so far as Prometheus metrics (text exposition format 0.0.4), what
+    /// the server answers on `GET /metrics`: Istio-style and Envoy-style request
+    /// counters and latency histograms per version, computed from the traffic timeline
+    /// up to the clock's now (see the `exposition` rules in the crate docs).
+    pub fn prometheus_text(&self) -> String {
+        let mut s = self.lock();
+        s.after_change();
+        exposition::exposition(&s.traffic_history, s.now())
     }
 
     /// Per-period request sums for a service (or one version of it), like CloudWatch

@@ -2,7 +2,8 @@
 //! request, fires injected faults, parses the Kubernetes URL layout
 //! (`/api/v1/namespaces/{ns}/{plural}/{name}[/status]`,
 //! `/apis/{group}/{version}/...`, discovery, `/version`, `/openapi/v3`) and answers
-//! with JSON objects, lists, Tables or `Status` errors.
+//! with JSON objects, lists, Tables or `Status` errors. `GET /metrics` is answered
+//! first, with the Prometheus exposition of the simulated traffic.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -116,6 +117,15 @@ async fn handle(
 ) -> Response {
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or_default().to_string();
+    if method == Method::GET && path == "/metrics" {
+        let text = ctx.sim.prometheus_text();
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, crate::exposition::CONTENT_TYPE)],
+            text,
+        )
+            .into_response();
+    }
     if let Some(action) = ctx.sim.record_request(method.as_str(), &path, &query) {
         if action == FaultAction::Hang {
             let mut shutdown = ctx.shutdown.clone();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use canary_core::clock::Clock;
 
 use crate::faults::{ArmedFault, RequestRecord};
+use crate::latency::LatencyModel;
 use crate::store::Store;
 use crate::traffic::{TrafficSnapshot, WeightChange};
 use crate::workloads::Track;
@@ -30,6 +31,8 @@ pub(crate) struct State {
     pub bad_images: BTreeMap<String, String>,
     /// Error fraction per image.
     pub error_rates: BTreeMap<String, f64>,
+    /// Response times per image (others: `LatencyModel::default()`).
+    pub latencies: BTreeMap<String, LatencyModel>,
     /// Requests per second per (namespace, service).
     pub traffic_rates: BTreeMap<(String, String), f64>,
     /// The traffic timeline.
@@ -52,6 +55,7 @@ impl State {
             tracks: BTreeMap::new(),
             bad_images: BTreeMap::new(),
             error_rates: BTreeMap::new(),
+            latencies: BTreeMap::new(),
             traffic_rates: BTreeMap::new(),
             traffic_history: Vec::new(),
             weight_history: Vec::new(),

@@ -19,6 +19,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::latency::LatencyModel;
+
 pub(crate) use canary_core::provider::route_weights;
 
 /// One recorded write to a route object: the weights of its targets at that time.
@@ -76,6 +78,10 @@ pub(crate) struct TargetInfo {
     pub ready_from: Option<i64>,
     /// Fraction of its requests that fail once ready.
     pub error_rate: f64,
+    /// How long it takes to answer once ready (the slowest of its images).
+    pub latency: LatencyModel,
+    /// The name of its first Pod (the Envoy series' `pod` label).
+    pub pod: String,
 }
 
 /// The traffic-relevant state of the cluster from one instant on.
@@ -93,15 +99,44 @@ fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
-/// Integrates the timeline over `[from, to)`: (requests, errors).
-fn integrate(
-    history: &[(i64, TrafficSnapshot)],
-    q: &MetricsQuery,
+/// One target's part of one stretch of the timeline (between two snapshots, cut to
+/// the asked range): how many requests per second it was sent, and for how long it
+/// had no ready endpoint and then had one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Portion<'a> {
+    /// The target (`<service>-<version>`, the Deployment's name).
+    pub target: &'a str,
+    /// Its Deployment's state then; `None` when the Deployment did not exist.
+    pub info: Option<&'a TargetInfo>,
+    /// Requests per second sent to it.
+    pub rate: f64,
+    /// The length of the stretch, in milliseconds.
+    pub millis: i64,
+    /// Seconds of it in which the target had no ready endpoint (every request 503).
+    pub unready_secs: f64,
+    /// Seconds of it in which the target was ready.
+    pub ready_secs: f64,
+}
+
+impl Portion<'_> {
+    /// The fraction of requests the target fails once ready; a missing Deployment
+    /// fails every request.
+    pub fn error_rate(&self) -> f64 {
+        self.info.map_or(1.0, |t| t.error_rate)
+    }
+}
+
+/// Calls `f` with each portion of the traffic of `service` in `namespace` over
+/// `[from, to)` that received requests, oldest first, in the route's target order.
+pub(crate) fn portions<'a>(
+    history: &'a [(i64, TrafficSnapshot)],
+    namespace: &str,
+    service: &str,
     from: i64,
     to: i64,
-) -> (f64, f64) {
-    let key = (q.namespace.clone(), q.service.clone());
-    let (mut requests, mut errors) = (0.0, 0.0);
+    mut f: impl FnMut(Portion<'a>),
+) {
+    let key = (namespace.to_owned(), service.to_owned());
     for (i, (seg_start, snap)) in history.iter().enumerate() {
         let seg_end = history.get(i + 1).map_or(i64::MAX, |(t, _)| *t);
         let (lo, hi) = (from.max(*seg_start), to.min(seg_end));
@@ -117,22 +152,38 @@ fn integrate(
             continue;
         }
         for (target, weight) in weights {
-            if q.controller.as_ref().is_some_and(|c| c != target) {
-                continue;
-            }
-            let share = rate * (*weight as f64) / (total as f64);
-            let info = snap.targets.get(&(q.namespace.clone(), target.clone()));
+            let info = snap.targets.get(&(namespace.to_owned(), target.clone()));
             let ready_from = info
                 .and_then(|t| t.ready_from)
                 .unwrap_or(i64::MAX)
                 .clamp(lo, hi);
-            let not_ready_secs = (ready_from - lo) as f64 / 1000.0;
-            let ready_secs = (hi - ready_from) as f64 / 1000.0;
-            let rate_err = info.map_or(1.0, |t| t.error_rate);
-            requests += share * (hi - lo) as f64 / 1000.0;
-            errors += share * not_ready_secs + share * ready_secs * rate_err;
+            f(Portion {
+                target,
+                info,
+                rate: rate * (*weight as f64) / (total as f64),
+                millis: hi - lo,
+                unready_secs: (ready_from - lo) as f64 / 1000.0,
+                ready_secs: (hi - ready_from) as f64 / 1000.0,
+            });
         }
     }
+}
+
+/// Integrates the timeline over `[from, to)`: (requests, errors).
+fn integrate(
+    history: &[(i64, TrafficSnapshot)],
+    q: &MetricsQuery,
+    from: i64,
+    to: i64,
+) -> (f64, f64) {
+    let (mut requests, mut errors) = (0.0, 0.0);
+    portions(history, &q.namespace, &q.service, from, to, |p| {
+        if q.controller.as_ref().is_some_and(|c| c != p.target) {
+            return;
+        }
+        requests += p.rate * p.millis as f64 / 1000.0;
+        errors += p.rate * p.unready_secs + p.rate * p.ready_secs * p.error_rate();
+    });
     (requests, errors)
 }
 
@@ -189,6 +240,8 @@ mod tests {
             TargetInfo {
                 ready_from: Some(30_000),
                 error_rate: 0.1,
+                latency: LatencyModel::default(),
+                pod: "s-1-abc-def".into(),
             },
         );
         let q = MetricsQuery {

@@ -234,6 +234,24 @@ fn waiting_message(image: &str, reason: &str) -> String {
     }
 }
 
+/// The name of replica `i`'s Pod: `<deployment>-<pod-template-hash>-<suffix>`.
+fn pod_name(deployment: &str, hash: &str, i: i64) -> String {
+    format!(
+        "{deployment}-{hash}-{}",
+        safe_suffix(stable_hash(&format!("{deployment}/{hash}/{i}")), 5)
+    )
+}
+
+/// The name the Deployment's first Pod has (or would have, with 0 replicas) for its
+/// current pod template.
+pub(crate) fn first_pod_name(deploy: &Value) -> String {
+    let name = deploy
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    pod_name(name, &template_hash(deploy), 0)
+}
+
 /// The Pods that stand for the Deployment's replicas now (without uid, resourceVersion
 /// and creationTimestamp, which the store adds).
 pub(crate) fn desired_pods(
@@ -280,10 +298,7 @@ pub(crate) fn desired_pods(
     let status = pod_status(&phase, track, statuses);
     (0..replicas(deploy))
         .map(|i| {
-            let pod_name = format!(
-                "{name}-{hash}-{}",
-                safe_suffix(stable_hash(&format!("{name}/{hash}/{i}")), 5)
-            );
+            let pod_name = pod_name(name, &hash, i);
             json!({
                 "apiVersion": "v1",
                 "kind": "Pod",

@@ -11,38 +11,6 @@ use canary_core::provider::Target;
 use canary_core::provider::appmesh::APP_MESH;
 use canary_core::provider::gateway_api::GATEWAY_API;
 use canary_sim::{MetricsQuery, SimCluster};
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::discovery::ApiResource;
-
-async fn apply(
-    client: &kube::Client,
-    group: &str,
-    version: &str,
-    kind: &str,
-    plural: &str,
-    body: serde_json::Value,
-) {
-    let ar = ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: if group.is_empty() {
-            version.into()
-        } else {
-            format!("{group}/{version}")
-        },
-        kind: kind.into(),
-        plural: plural.into(),
-    };
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "shop", &ar);
-    let name = body["metadata"]["name"].as_str().unwrap().to_string();
-    api.patch(
-        &name,
-        &PatchParams::apply("test").force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .unwrap();
-}
 
 fn targets(weights: &[(&str, u8)]) -> Vec<Target> {
     weights.iter().map(|(n, w)| Target::new(*n, *w)).collect()
@@ -69,8 +37,9 @@ async fn traffic_splits_by_weight_and_follows_a_weight_change() {
     let (sim, server, clock) = common::start_manual(Duration::ZERO).await;
     let client = common::client(&server, "default").await;
     for (name, image) in [("cart-1", "cart:1"), ("cart-2", "cart:2")] {
-        apply(
+        common::apply(
             &client,
+            "shop",
             "apps",
             "v1",
             "Deployment",
@@ -82,8 +51,9 @@ async fn traffic_splits_by_weight_and_follows_a_weight_change() {
     sim.set_error_rate("cart:2", 0.5);
     sim.set_traffic("shop", "cart", 10.0);
     let t0 = common::T0;
-    apply(
+    common::apply(
         &client,
+        "shop",
         "appmesh.k8s.aws",
         "v1beta2",
         "VirtualRouter",
@@ -93,8 +63,9 @@ async fn traffic_splits_by_weight_and_follows_a_weight_change() {
     .await;
 
     clock.set(t0 + 120_000);
-    apply(
+    common::apply(
         &client,
+        "shop",
         "appmesh.k8s.aws",
         "v1beta2",
         "VirtualRouter",
@@ -129,8 +100,9 @@ async fn a_version_without_traffic_reports_no_datapoints_and_an_unready_one_only
     let (sim, server, clock) = common::start_manual(Duration::from_secs(30)).await;
     let client = common::client(&server, "default").await;
     let t0 = common::T0;
-    apply(
+    common::apply(
         &client,
+        "shop",
         "apps",
         "v1",
         "Deployment",
@@ -139,8 +111,9 @@ async fn a_version_without_traffic_reports_no_datapoints_and_an_unready_one_only
     )
     .await;
     sim.set_traffic("shop", "cart", 1.0);
-    apply(
+    common::apply(
         &client,
+        "shop",
         "gateway.networking.k8s.io",
         "v1",
         "HTTPRoute",

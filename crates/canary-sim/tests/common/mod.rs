@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use canary_core::clock::{Clock, ManualClock};
 use canary_sim::{SimCluster, SimConfig, SimServer, kubeconfig_yaml};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::ApiResource;
 use serde_json::Value;
 
 /// Start of the manual clock used by the tests.
@@ -76,4 +78,36 @@ pub fn deployment(name: &str, image: &str, labels: &[(&str, &str)]) -> Value {
             }
         }
     })
+}
+
+/// Applies (server-side, forced) an object of the given type in `namespace`.
+pub async fn apply(
+    client: &kube::Client,
+    namespace: &str,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+    body: Value,
+) {
+    let ar = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: if group.is_empty() {
+            version.into()
+        } else {
+            format!("{group}/{version}")
+        },
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
+    let name = body["metadata"]["name"].as_str().unwrap().to_string();
+    api.patch(
+        &name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .unwrap();
 }
