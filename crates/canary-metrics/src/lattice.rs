@@ -29,9 +29,10 @@
 //! `TotalRequestCount` and `HTTPCode_5XX_Count` (`Sum`), and `RequestTime` (the time
 //! a request took, in milliseconds; read with an extended statistic such as `p99`).
 //! Source: the AWS page "CloudWatch metrics for Amazon VPC Lattice" (VPC Lattice User
-//! Guide, `vpc-lattice/latest/ug/monitoring-cloudwatch`, section "Target group
-//! metrics"). VPC Lattice reports a target group's metrics only while it has traffic,
-//! so a window without any datapoint is `None`, never a silent zero.
+//! Guide, `vpc-lattice/latest/ug/monitoring-cloudwatch.html`, sections "Target group
+//! metrics" and "Service metrics"). VPC Lattice reports a target group's metrics only
+//! while it has traffic, so a window without any datapoint is `None`, never a silent
+//! zero.
 //!
 //! Every call (ListTargetGroups, ListTagsForResource, GetMetricData) goes through the
 //! crate's retry loop ([`RetryPolicy`]): the SDK clients' own retries are off.
@@ -64,8 +65,6 @@ pub const ERRORS_METRIC: &str = "HTTPCode_5XX_Count";
 /// How long requests took, in milliseconds.
 pub const LATENCY_METRIC: &str = "RequestTime";
 
-/// The prefix of every tag key the AWS Gateway API Controller sets.
-pub const CONTROLLER_TAG_BASE: &str = "application-networking.k8s.aws/";
 /// The controller's tag with the Kubernetes Service's namespace.
 pub const SERVICE_NAMESPACE_TAG: &str = "application-networking.k8s.aws/ServiceNamespace";
 /// The controller's tag with the Kubernetes Service's name.
@@ -208,7 +207,7 @@ impl LatticeMetrics {
 
     /// Requests and 5xx of one version's target group over `[start, end)` (Unix
     /// seconds), summed over `period`-second datapoints. `None`: no datapoint at all.
-    #[allow(clippy::too_many_arguments)] // the brief's signature: one version, one window
+    #[allow(clippy::too_many_arguments)] // one version over one window, as a check has them
     pub async fn counts(
         &self,
         spec: &LatticeSpec,
@@ -241,7 +240,7 @@ impl LatticeMetrics {
     /// `quantile` (0.99 = the extended statistic `p99`) over `[start, end)`: the
     /// highest of the per-`period` values, as the CloudWatch source judges latency (a
     /// slow minute anywhere in the window counts). `None`: no datapoint at all.
-    #[allow(clippy::too_many_arguments)] // the brief's signature: one version, one window
+    #[allow(clippy::too_many_arguments)] // one version over one window, as a check has them
     pub async fn latency_ms(
         &self,
         spec: &LatticeSpec,
