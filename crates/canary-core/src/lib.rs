@@ -5,14 +5,15 @@
 //!
 //! Where to look: `spec/` (deploy.json), `render.rs`, `provider/` (one file per traffic
 //! provider), `schedule.rs` (weights and the plan), `verdict.rs` (numbers → verdict),
-//! `decide/` (verdict, readiness, holds, rollback → next step), `execution.rs` (the
-//! document the tasks pass along), `errors.rs` (the error names), `timing.rs`,
-//! `names.rs`, `labels.rs`, `clock.rs`.
+//! `decide/` (verdict, readiness, holds, rollback → next step), `whatif.rs` (the health
+//! rule replayed over past numbers), `execution.rs` (the document the tasks pass
+//! along), `errors.rs` (the error names), `timing.rs`, `names.rs`, `labels.rs`,
+//! `clock.rs`.
 //!
 //! Modules depend one way (a file imports only files listed before it):
 //! `timing`, `names`, `labels`, `errors`, `clock` → `provider` → `spec/` types
 //! (`spec/mod.rs`) → `schedule`, `verdict` → `spec/parse.rs` (validation checks that the
-//! plan fits in one execution) → `execution` → `render`, `decide/`.
+//! plan fits in one execution) → `execution` → `render`, `decide/` → `whatif`.
 
 pub mod clock;
 pub mod compare;
@@ -27,6 +28,7 @@ pub mod schedule;
 pub mod spec;
 pub mod timing;
 pub mod verdict;
+pub mod whatif;
 
 pub use errors::ErrorName;
 pub use execution::{
