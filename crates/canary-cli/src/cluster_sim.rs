@@ -58,7 +58,10 @@ pub async fn serve_cluster_sim(args: &ClusterSimArgs) -> Result<(), CliError> {
     std::fs::write(&tmp, yaml).map_err(written(&tmp))?;
     std::fs::rename(&tmp, path).map_err(written(path))?;
     println!("simulated cluster serving at {}", server.url);
-    println!("Prometheus metrics of its traffic at {}/metrics", server.url);
+    println!(
+        "Prometheus metrics of its traffic at {}/metrics",
+        server.url
+    );
     println!("kubeconfig written to {}", path.display());
     println!(
         "  kubectl --kubeconfig {} get deployments -A",

@@ -12,6 +12,7 @@ use canary_core::render::{self, RenderParams};
 use canary_core::schedule;
 use canary_core::spec::ParseOptions;
 use canary_core::{DeploySpec, Scope};
+use canary_metrics::{HealthQuery, described_queries};
 use serde_json::Value;
 
 use crate::error::CliError;
@@ -128,7 +129,7 @@ pub fn validate(path: &Path, inputs: &Inputs) -> Result<ExitCode, CliError> {
         .filter(|o| o.scope == Scope::Version)
         .count();
     println!(
-        "ok: {} in namespace {} on cluster {}: {} via {} {}, {} objects ({} per version), {} step{} every {} s, image {}",
+        "ok: {} in namespace {} on cluster {}: {} via {} {}, {} objects ({} per version), {} step{} every {} s, health from {}, image {}",
         spec.microservice_name,
         spec.kubernetes_namespace,
         spec.cluster_name,
@@ -140,6 +141,7 @@ pub fn validate(path: &Path, inputs: &Inputs) -> Result<ExitCode, CliError> {
         steps.len(),
         if steps.len() == 1 { "" } else { "s" },
         spec.wait_time,
+        spec.metrics.source.name(),
         spec.container_image,
     );
     Ok(ExitCode::SUCCESS)
@@ -185,6 +187,56 @@ pub fn plan_table(spec: &DeploySpec) -> String {
         clock(plan.original_worst_unnoticed_secs)
     ));
     out.push_str("  a first deployment has no canary phase: it goes straight to 100% once ready\n");
+    out.push_str(&health_text(spec));
+    out
+}
+
+/// The health rules and what each check asks its source, for a canary version 2 beside
+/// a stable version 1 (for `canary plan`).
+pub fn health_text(spec: &DeploySpec) -> String {
+    let mut rules = Vec::new();
+    if spec.failure_threshold_value < canary_core::spec::NO_COUNT_LIMIT {
+        rules.push(format!(
+            "more than {} errors",
+            crate::format::num(spec.failure_threshold_value)
+        ));
+    }
+    if let Some(rate) = spec.health.max_error_rate {
+        rules.push(format!("an error rate above {}%", crate::format::num(rate)));
+    }
+    if let Some(l) = spec.metrics.latency {
+        rules.push(format!(
+            "latency p{} above {} ms",
+            crate::format::num(l.quantile * 100.0),
+            crate::format::num(l.max_ms)
+        ));
+    }
+    if let Some(c) = spec.metrics.compare {
+        rules.push(format!(
+            "an error rate higher than the stable version's by more than {} at {}% confidence",
+            canary_core::compare::points(c.margin_percent),
+            crate::format::num(c.confidence * 100.0)
+        ));
+    }
+    let mut out = format!(
+        "\nHealth from {}: unhealthy on {}\n",
+        spec.metrics.source.name(),
+        rules.join(", or ")
+    );
+    if let Some(min) = spec.health.min_request_count {
+        out.push_str(&format!(
+            "  fewer than {min} requests in a window: no_data `{}`\n",
+            serde_json::to_value(spec.health.no_data)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ));
+    }
+    out.push_str("  each check asks (canary version 2 beside stable version 1, for example):\n");
+    let q = HealthQuery::for_check(spec, 2, 0).with_stable(spec, Some(1));
+    for (what, query) in described_queries(&q) {
+        out.push_str(&format!("    {what}: {query}\n"));
+    }
     out
 }
 

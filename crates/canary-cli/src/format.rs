@@ -15,6 +15,17 @@ pub fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// A point in time given on the command line: RFC 3339 (`2026-12-01T10:00:00Z`) or
+/// Unix seconds.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(secs) = text.parse::<i64>() {
+        return Ok(secs);
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(time::OffsetDateTime::unix_timestamp)
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time or Unix seconds ({e})"))
+}
+
 /// `2026-01-01 00:00:00` (UTC).
 pub fn utc(secs: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");

@@ -61,6 +61,10 @@ pub struct CheckHealthArgs {
     /// the stable version in the records, when a bucket is known.
     #[arg(long)]
     pub stable_version: Option<u32>,
+    /// Judge the window ending at this time instead of now (RFC 3339 or Unix seconds):
+    /// what a check would have said then.
+    #[arg(long, value_parser = crate::format::parse_time)]
+    pub at: Option<i64>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Output format.
@@ -107,7 +111,7 @@ pub async fn check_health(args: &CheckHealthArgs) -> Result<ExitCode, CliError> 
         None
     };
     let metrics = source_for(&spec, sdk.as_ref())?;
-    let now = now_secs();
+    let now = args.at.unwrap_or_else(now_secs);
     let query = HealthQuery::for_check(&spec, version, now).with_stable(&spec, stable);
     let verdict = canary_metrics::check(metrics.as_ref(), &spec, version, stable, now).await?;
     match args.output {

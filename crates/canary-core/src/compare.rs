@@ -100,15 +100,15 @@ impl Comparison {
                 rule.min_requests
             ),
             _ if self.canary_worse => format!(
-                "{rates}: the canary is worse by more than {} points (p = {:.4} < {:.4}, {})",
-                rule.margin_percent,
+                "{rates}: the canary is worse by more than {} (p = {:.4} < {:.4}, {})",
+                points(rule.margin_percent),
                 self.p_value,
                 1.0 - rule.confidence,
                 self.method_name()
             ),
             _ => format!(
-                "{rates}: not worse by more than {} points at {:.0}% confidence (p = {:.4}, {})",
-                rule.margin_percent,
+                "{rates}: not worse by more than {} at {:.0}% confidence (p = {:.4}, {})",
+                points(rule.margin_percent),
                 rule.confidence * 100.0,
                 self.p_value,
                 self.method_name()
@@ -122,6 +122,17 @@ impl Comparison {
             Method::FisherExact => "Fisher's exact test",
             Method::NotEnoughData => "no test",
         }
+    }
+}
+
+/// A margin in percentage points, in words: `1 percentage point`, `0.5 percentage points`.
+pub fn points(margin: f64) -> String {
+    let n = format!("{margin:.2}");
+    let n = n.trim_end_matches('0').trim_end_matches('.');
+    if margin == 1.0 {
+        "1 percentage point".to_owned()
+    } else {
+        format!("{n} percentage points")
     }
 }
 

@@ -101,6 +101,11 @@ fn broken_sections_are_refused_naming_each_field() {
             "is required",
         ),
         (
+            json!({"source": "prometheus", "url": "http://evil.example", "auth": "bearer", "credentials_env": "AWS_SESSION_TOKEN"}),
+            "metrics.credentials_env",
+            "must start with `CANARY_`",
+        ),
+        (
             json!({"source": "prometheus", "url": "http://p:9090", "auth": "sigv5"}),
             "metrics.auth",
             "did you mean `sigv4`",

@@ -105,7 +105,7 @@ fn a_canary_worse_than_its_stable_is_caught_under_an_absolute_threshold() {
     assert_eq!(v.status, VerdictStatus::Unhealthy);
     assert!(
         v.reason
-            .contains("the canary is worse by more than 1 points"),
+            .contains("the canary is worse by more than 1 percentage point"),
         "{}",
         v.reason
     );

@@ -12,9 +12,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use canary_core::Observation;
-use canary_core::spec::{PrometheusSpec, SourceSpec, fill_promql};
+use canary_core::compare::Counts;
+use canary_core::spec::{LatticeSpec, PrometheusSpec, SourceSpec, fill_promql};
 
 use crate::cloudwatch::{CloudWatchMetrics, percentile};
+use crate::lattice::LatticeMetrics;
 use crate::prometheus::PrometheusMetrics;
 use crate::{HealthQuery, MetricsError, MetricsSource};
 
@@ -24,6 +26,7 @@ pub struct DeployJsonMetrics {
     sdk: SdkConfig,
     cloudwatch: CloudWatchMetrics,
     prometheus: Mutex<HashMap<String, PrometheusMetrics>>,
+    lattice: LatticeMetrics,
 }
 
 impl DeployJsonMetrics {
@@ -34,6 +37,7 @@ impl DeployJsonMetrics {
             sdk: sdk.clone(),
             cloudwatch: CloudWatchMetrics::new(sdk)?,
             prometheus: Mutex::new(HashMap::new()),
+            lattice: LatticeMetrics::new(sdk)?,
         })
     }
 
@@ -60,13 +64,61 @@ impl MetricsSource for DeployJsonMetrics {
         match &q.source {
             SourceSpec::CloudWatch { .. } => self.cloudwatch.observe(q).await,
             SourceSpec::Prometheus(spec) => self.prometheus(spec)?.observe(q).await,
-            SourceSpec::Lattice(_) => Err(MetricsError::Setup {
-                what: "source",
-                message: "the VPC Lattice source is not built into this binary".into(),
-                source: None,
-            }),
+            SourceSpec::Lattice(spec) => observe_lattice(&self.lattice, spec, q).await,
         }
     }
+}
+
+/// One check's numbers from VPC Lattice: the canary's target group (requests and 5xx;
+/// latency when judged) and, when compared, the stable version's over the same window.
+async fn observe_lattice(
+    lattice: &LatticeMetrics,
+    spec: &LatticeSpec,
+    q: &HealthQuery,
+) -> Result<Observation, MetricsError> {
+    let counts = |version: u32| {
+        lattice.counts(
+            spec,
+            &q.namespace,
+            &q.service,
+            version,
+            q.start_secs,
+            q.end_secs,
+            q.period_secs,
+        )
+    };
+    let canary = counts(q.canary_version).await?;
+    let latency_ms = match q.latency {
+        Some(rule) => {
+            lattice
+                .latency_ms(
+                    spec,
+                    &q.namespace,
+                    &q.service,
+                    q.canary_version,
+                    q.start_secs,
+                    q.end_secs,
+                    q.period_secs,
+                    rule.quantile,
+                )
+                .await?
+        }
+        None => None,
+    };
+    let stable = match q.stable_version {
+        Some(v) => Some(counts(v).await?.unwrap_or(Counts::new(0.0, 0.0))),
+        None => None,
+    };
+    Ok(Observation {
+        errors: canary.map(|c| vec![c.errors]).unwrap_or_default(),
+        successes: q.need_requests.then(|| {
+            canary
+                .map(|c| vec![(c.requests - c.errors).max(0.0)])
+                .unwrap_or_default()
+        }),
+        latency_ms,
+        stable,
+    })
 }
 
 /// What a check asks its source, one `(what, query)` per line: CloudWatch metrics with

@@ -1,5 +1,5 @@
 //! The Prometheus source against a real Prometheus server (Debian's `prometheus` 2.42):
-//! each test backfills Istio-shaped series with `promtool tsdb create-blocks-from
+//! each test backfills Istio-shaped series (canary_testkit::prometheus::istio_seed) with `promtool tsdb create-blocks-from
 //! openmetrics` into a fresh data directory, starts `/usr/bin/prometheus` on a free
 //! loopback port with no scrape jobs, and queries it at the end of the seeded data.
 //!
@@ -18,11 +18,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::fmt::Write as _;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
 use canary_core::spec::{
@@ -31,27 +29,19 @@ use canary_core::spec::{
 use canary_core::{DeploySpec, VerdictStatus};
 use canary_metrics::prometheus::{PrometheusMetrics, RetryPolicy, encode, sign_get};
 use canary_metrics::{HealthQuery, MetricsError, MetricsSource};
+use canary_testkit::prometheus::{PrometheusServer, istio_seed};
 use canary_testkit::python_without_aws_env as python;
 use serde_json::json;
 
-const INSTALL: &str = "apt-get install prometheus, or run scripts/test, which installs it";
 const NAMESPACE: &str = "yelb";
 const SERVICE: &str = "yelb-appserver";
 
-/// A running Prometheus; killed when dropped.
+/// A running Prometheus on the seeded series, and the end of the seeded data (Unix
+/// seconds): queries are made at this time.
 struct Prometheus {
-    child: Child,
+    _server: PrometheusServer,
     url: String,
-    /// The end of the seeded data (Unix seconds): queries are made at this time.
     end: i64,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn free_port() -> u16 {
@@ -59,139 +49,17 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// `(labels, per-minute increment)` of each counter series.
-fn counter_series() -> Vec<(String, u64)> {
-    let labels = |reporter: &str, workload: &str, code: &str| {
-        format!(
-            r#"reporter="{reporter}",destination_workload_namespace="{NAMESPACE}",destination_workload="{workload}",response_code="{code}""#
-        )
-    };
-    vec![
-        (labels("destination", "yelb-appserver-1", "200"), 100),
-        (labels("destination", "yelb-appserver-1", "500"), 1),
-        (labels("destination", "yelb-appserver-2", "200"), 98),
-        (labels("destination", "yelb-appserver-2", "503"), 2),
-        (labels("destination", "yelb-appserver-3", "200"), 70),
-        (labels("destination", "yelb-appserver-3", "500"), 30),
-        (labels("source", "yelb-appserver-2", "200"), 7),
-        (labels("source", "yelb-appserver-2", "500"), 5),
-    ]
-}
-
-/// OpenMetrics text of the seeded series, one sample a minute over `[end - 2h, end]`.
-fn openmetrics(end: i64) -> String {
-    let start = end - 7200;
-    let mut out = String::from("# HELP istio_requests Requests.\n# TYPE istio_requests counter\n");
-    for (labels, per_minute) in counter_series() {
-        for (i, t) in (start..=end).step_by(60).enumerate() {
-            let v = per_minute * i as u64;
-            writeln!(out, "istio_requests_total{{{labels}}} {v} {t}").unwrap();
-        }
-    }
-    // Cumulative counts per minute: 50 ≤ 50 ms, 90 ≤ 100, 98 ≤ 250, 100 ≤ 500.
-    out.push_str("# HELP istio_request_duration_milliseconds Latency.\n");
-    out.push_str("# TYPE istio_request_duration_milliseconds histogram\n");
-    let labels = format!(
-        r#"reporter="destination",destination_workload_namespace="{NAMESPACE}",destination_workload="yelb-appserver-2""#
-    );
-    for (le, per_minute) in [
-        ("50", 50),
-        ("100", 90),
-        ("250", 98),
-        ("500", 100),
-        ("+Inf", 100),
-    ] {
-        for (i, t) in (start..=end).step_by(60).enumerate() {
-            let v = per_minute * i as u64;
-            writeln!(
-                out,
-                "istio_request_duration_milliseconds_bucket{{{labels},le=\"{le}\"}} {v} {t}"
-            )
-            .unwrap();
-        }
-    }
-    out.push_str("# EOF\n");
-    out
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Backfills the seeded series and starts Prometheus on them (`None`: the peer is
 /// missing and allowed to be).
 fn start_prometheus() -> Option<Prometheus> {
-    let prometheus =
-        canary_testkit::require_program("prometheus", INSTALL).unwrap_or_else(|e| panic!("{e}"))?;
-    let promtool: PathBuf =
-        canary_testkit::require_program("promtool", INSTALL).unwrap_or_else(|e| panic!("{e}"))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    // Ten minutes ago, on a minute: older than anything Prometheus's head would hold.
-    let end = (now / 60) * 60 - 600;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let input = dir.path().join("seed.om");
-    std::fs::write(&input, openmetrics(end)).unwrap();
-    run(
-        Command::new(&promtool)
-            .args(["tsdb", "create-blocks-from", "openmetrics", "--quiet"])
-            .arg(&input)
-            .arg(&data),
-        "promtool tsdb create-blocks-from openmetrics",
-    );
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        "global:\n  scrape_interval: 15s\nscrape_configs: []\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new(&prometheus)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", data.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", prometheus.display()));
-    let server = Prometheus {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        end,
-        _dir: dir,
-    };
-    wait_ready(&server);
-    Some(server)
-}
-
-fn wait_ready(p: &Prometheus) {
-    let addr = p.url.trim_start_matches("http://").to_owned();
-    for _ in 0..300 {
-        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
-            use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /-/ready HTTP/1.0\r\nHost: x\r\n\r\n");
-            let mut buf = String::new();
-            let _ = s.read_to_string(&mut buf);
-            if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log = std::fs::read_to_string(p._dir.path().join("prometheus.log")).unwrap_or_default();
-    panic!("Prometheus at {} did not become ready:\n{log}", p.url);
+    let seed = istio_seed(NAMESPACE, SERVICE);
+    let server =
+        PrometheusServer::backfilled(&seed.openmetrics).unwrap_or_else(|e| panic!("{e}"))?;
+    Some(Prometheus {
+        url: server.url.clone(),
+        _server: server,
+        end: seed.end,
+    })
 }
 
 /// A deploy.json (`max_error_rate` etc. in `extra`) and its `metrics` section, read
@@ -694,7 +562,7 @@ async fn the_verdict_table_through_the_whole_health_check() {
             json!({}),
             2,
             VerdictStatus::Healthy,
-            "not worse by more than 2 points",
+            "not worse by more than 2 percentage points",
         ),
     ];
     for (name, metrics, extra, version, want, says) in cases {

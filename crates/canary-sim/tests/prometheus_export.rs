@@ -13,7 +13,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,9 +23,8 @@ use canary_core::spec::{PRESETS, fill_promql};
 use canary_sim::{
     LATENCY_BUCKETS_MS, LatencyModel, MetricsQuery, SimCluster, SimConfig, SimServer,
 };
+use canary_testkit::prometheus::PrometheusServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const INSTALL: &str = "apt-get install prometheus, or run scripts/test, which installs it";
 
 /// A sample's labels.
 type Labels = BTreeMap<String, String>;
@@ -481,23 +479,15 @@ async fn counters_grow_by_exactly_what_metrics_reports_for_the_same_window() {
     assert!((sum / count - model.mean_ms()).abs() < 1e-6);
 }
 
-/// A running Prometheus; killed when dropped.
+/// A running Prometheus scraping the sim.
 struct Prometheus {
-    child: Child,
+    server: PrometheusServer,
     addr: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Prometheus {
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+        self.server.log()
     }
 
     /// The value of an instant query evaluated at `time` (Unix seconds); `None` when
@@ -528,53 +518,9 @@ fn encode(s: &str) -> String {
 
 /// Starts Prometheus scraping `target`'s `/metrics` every second.
 async fn start_prometheus(target: &str) -> Option<Prometheus> {
-    let binary =
-        canary_testkit::require_program("prometheus", INSTALL).unwrap_or_else(|e| panic!("{e}"))?;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new(&binary)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-    let p = Prometheus {
-        child,
-        addr: format!("127.0.0.1:{port}"),
-        dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if tokio::net::TcpStream::connect(&p.addr).await.is_ok()
-            && http_get(&p.addr, "/-/ready").await.0 == 200
-        {
-            return Some(p);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not become ready:\n{}",
-            p.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let server = PrometheusServer::scraping(&[target], 1).unwrap_or_else(|e| panic!("{e}"))?;
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    Some(Prometheus { server, addr })
 }
 
 /// Where `histogram_quantile` lands for requests spread by `model` over the buckets:

@@ -35,6 +35,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 
 mod peer;
+pub mod prometheus;
 
 pub use peer::{
     ALLOW_MISSING_PEERS, MissingPeer, allows, decide, find_program, install,

@@ -7,6 +7,9 @@ use serde_json::Value;
 use super::fields::near;
 use super::reader::{Reader, kind};
 
+/// The prefix every `credentials_env` must have.
+pub const CREDENTIALS_PREFIX: &str = "CANARY_";
+
 /// The placeholders a PromQL template may use.
 pub const PROMQL_PLACEHOLDERS: &[&str] =
     &["namespace", "service", "workload", "window", "quantile"];
@@ -199,6 +202,16 @@ fn read_auth(m: &mut Reader<'_>, url: &str) -> PrometheusAuth {
             "metrics.credentials_env",
             env_v,
             "must be an environment variable name (letters, digits, `_`)",
+        );
+    } else if let Some(e) = &env
+        && !e.starts_with(CREDENTIALS_PREFIX)
+    {
+        // Any other variable could hand the function's own secrets (AWS_SECRET_ACCESS_KEY,
+        // AWS_SESSION_TOKEN) to whichever URL a deploy.json names.
+        m.fail(
+            "metrics.credentials_env",
+            env_v,
+            format!("must start with `{CREDENTIALS_PREFIX}` (the shared stack sets CANARY_PROMETHEUS_CREDENTIALS): other variables of the function, such as its AWS credentials, are never sent"),
         );
     }
     let region_v = m.get("region");
