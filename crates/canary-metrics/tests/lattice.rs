@@ -670,3 +670,58 @@ async fn throttled_answers_are_retried_and_endless_throttling_is_transient() {
     assert!(err.is_transient());
     assert_eq!(throttling.calls(GET_METRIC_DATA_PATH), 4);
 }
+
+/// The whole health check of a deploy.json naming `source: lattice`, through the source
+/// the health-check function builds ([`canary_metrics::DeployJsonMetrics`]): the
+/// canary's and the stable version's target groups found by the controller's tags, the
+/// comparison judged on their numbers.
+#[tokio::test]
+async fn a_deploy_json_with_a_lattice_source_is_judged_against_the_stable_version() {
+    let ns = namespace();
+    let service = unique_name("web");
+    let stable = controller_target_group(&ns, &format!("{service}-1"), "HTTPRoute").await;
+    let canary = controller_target_group(&ns, &format!("{service}-2"), "HTTPRoute").await;
+    put(
+        &stable,
+        &[
+            ("TotalRequestCount", 90, 9_000.0),
+            ("HTTPCode_5XX_Count", 90, 90.0),
+        ],
+    )
+    .await;
+    put(
+        &canary,
+        &[
+            ("TotalRequestCount", 90, 1_000.0),
+            ("HTTPCode_5XX_Count", 90, 80.0),
+        ],
+    )
+    .await;
+    let doc = serde_json::json!({
+        "cluster_name": "c1", "kubernetes_namespace": ns, "microservice_name": service,
+        "percentage_step": 10, "wait_time": 60, "container_image": "repo/app:2",
+        "failure_threshold_time": 600,
+        "metrics": {"source": "lattice", "compare_to_stable": true},
+    });
+    let spec = canary_core::DeploySpec::parse(&doc, Some("kind: Deployment\n")).expect("valid");
+    let moto = MotoServer::shared().expect("moto_server starts");
+    let source = canary_metrics::DeployJsonMetrics::new(&moto.sdk_config().await).expect("source");
+    let v = canary_metrics::check(&source, &spec, 2, Some(1), NOW)
+        .await
+        .expect("check");
+    // 8% against 1%: worse by far more than a point.
+    assert_eq!(
+        v.status,
+        canary_core::VerdictStatus::Unhealthy,
+        "{}",
+        v.reason
+    );
+    assert_eq!((v.errors, v.requests), (80.0, Some(1_000.0)));
+    let s = v.stable.expect("the stable version's numbers");
+    assert_eq!((s.requests, s.errors), (9_000.0, 90.0));
+    assert!(
+        v.reason.contains("canary 8.00% vs stable 1.00%"),
+        "{}",
+        v.reason
+    );
+}
