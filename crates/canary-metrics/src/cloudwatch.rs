@@ -44,15 +44,15 @@ use crate::{HealthQuery, MetricsError, MetricsSource};
 /// The most pages one query follows (a window of a day at one-minute periods fits in one).
 const MAX_PAGES: usize = 50;
 /// The query id of the error metric.
-const ERRORS_ID: &str = "errors";
+pub(crate) const ERRORS_ID: &str = "errors";
 /// The query id of the success metric.
-const SUCCESSES_ID: &str = "successes";
+pub(crate) const SUCCESSES_ID: &str = "successes";
 /// The query id of the stable version's error metric.
 const STABLE_ERRORS_ID: &str = "stable_errors";
 /// The query id of the stable version's success metric.
 const STABLE_SUCCESSES_ID: &str = "stable_successes";
 /// The query id of the latency metric.
-const LATENCY_ID: &str = "latency";
+pub(crate) const LATENCY_ID: &str = "latency";
 /// CloudWatch accepts at most this many datapoints per PutMetricData call.
 const PUT_BATCH: usize = 1000;
 /// The operation name in errors and logs.
@@ -253,16 +253,18 @@ pub fn percentile(quantile: f64) -> String {
     format!("p{}", p.trim_end_matches('0').trim_end_matches('.'))
 }
 
-#[async_trait]
-impl MetricsSource for CloudWatchMetrics {
-    async fn observe(&self, q: &HealthQuery) -> Result<Observation, MetricsError> {
-        let input = Self::request(q)?;
+impl CloudWatchMetrics {
+    /// Runs `input`, following `NextToken` for at most `max_pages` pages: every query
+    /// id's `(timestamp, value)` datapoints, in the order CloudWatch answered them. A
+    /// query with status `InternalError` is transient, `Forbidden` refused.
+    pub(crate) async fn get_metric_data(
+        &self,
+        input: &GetMetricDataInput,
+        max_pages: usize,
+    ) -> Result<Vec<(String, Vec<(i64, f64)>)>, MetricsError> {
         let mut next_token: Option<String> = None;
-        let mut errors = Vec::new();
-        let mut successes = Vec::new();
-        let mut stable = (Vec::new(), Vec::new());
-        let mut latency: Vec<f64> = Vec::new();
-        for _ in 0..MAX_PAGES {
+        let mut out: Vec<(String, Vec<(i64, f64)>)> = Vec::new();
+        for _ in 0..max_pages {
             let page = retry::call(&self.retry, GET_METRIC_DATA, || {
                 self.client
                     .get_metric_data()
@@ -297,41 +299,63 @@ impl MetricsSource for CloudWatchMetrics {
                     }
                     _ => {}
                 }
-                match id {
-                    ERRORS_ID => errors.extend_from_slice(result.values()),
-                    SUCCESSES_ID => successes.extend_from_slice(result.values()),
-                    STABLE_ERRORS_ID => stable.0.extend_from_slice(result.values()),
-                    STABLE_SUCCESSES_ID => stable.1.extend_from_slice(result.values()),
-                    LATENCY_ID => latency.extend_from_slice(result.values()),
-                    other => {
-                        return Err(MetricsError::BadResponse {
-                            operation: GET_METRIC_DATA,
-                            message: format!("a result for query `{other}`, which was not asked"),
-                            source: None,
-                        });
-                    }
+                let points = result
+                    .timestamps()
+                    .iter()
+                    .map(DateTime::secs)
+                    .zip(result.values().iter().copied());
+                match out.iter_mut().find(|(known, _)| known == id) {
+                    Some((_, values)) => values.extend(points),
+                    None => out.push((id.to_owned(), points.collect())),
                 }
             }
             match page.next_token() {
                 Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
-                _ => {
-                    let stable_errors: f64 = stable.0.iter().sum();
-                    let stable_requests = stable_errors + stable.1.iter().sum::<f64>();
-                    return Ok(Observation {
-                        errors,
-                        successes: q.need_requests.then_some(successes),
-                        latency_ms: latency.into_iter().reduce(f64::max),
-                        stable: q
-                            .stable_version
-                            .map(|_| Counts::new(stable_requests, stable_errors)),
-                    });
-                }
+                _ => return Ok(out),
             }
         }
         Err(MetricsError::BadResponse {
             operation: GET_METRIC_DATA,
-            message: format!("still more pages after {MAX_PAGES}; the window is too long"),
+            message: format!("still more pages after {max_pages}; the range is too long"),
             source: None,
+        })
+    }
+}
+
+#[async_trait]
+impl MetricsSource for CloudWatchMetrics {
+    async fn observe(&self, q: &HealthQuery) -> Result<Observation, MetricsError> {
+        let input = Self::request(q)?;
+        let mut errors = Vec::new();
+        let mut successes = Vec::new();
+        let mut stable = (Vec::new(), Vec::new());
+        let mut latency: Vec<f64> = Vec::new();
+        for (id, points) in self.get_metric_data(&input, MAX_PAGES).await? {
+            let values = points.into_iter().map(|(_, v)| v);
+            match id.as_str() {
+                ERRORS_ID => errors.extend(values),
+                SUCCESSES_ID => successes.extend(values),
+                STABLE_ERRORS_ID => stable.0.extend(values),
+                STABLE_SUCCESSES_ID => stable.1.extend(values),
+                LATENCY_ID => latency.extend(values),
+                other => {
+                    return Err(MetricsError::BadResponse {
+                        operation: GET_METRIC_DATA,
+                        message: format!("a result for query `{other}`, which was not asked"),
+                        source: None,
+                    });
+                }
+            }
+        }
+        let stable_errors: f64 = stable.0.iter().sum();
+        let stable_requests = stable_errors + stable.1.iter().sum::<f64>();
+        Ok(Observation {
+            errors,
+            successes: q.need_requests.then_some(successes),
+            latency_ms: latency.into_iter().reduce(f64::max),
+            stable: q
+                .stable_version
+                .map(|_| Counts::new(stable_requests, stable_errors)),
         })
     }
 }

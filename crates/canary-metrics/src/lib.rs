@@ -3,6 +3,8 @@
 //! a fixed source for tests ([`StaticMetrics`]), and [`check`], which queries a source
 //! for one health-check window and hands the numbers to `canary_core::verdict::judge`.
 //!
+//! [`history`] fetches a whole range of past numbers at once for `canary what-if`.
+//!
 //! The maths lives in canary-core; this crate only fetches numbers. A source returns
 //! datapoint values, never a verdict: "no datapoints" is an empty list, which the
 //! verdict maths reads as the original design did (no errors) unless the user set
@@ -10,6 +12,7 @@
 
 pub mod cloudwatch;
 mod error;
+pub mod history;
 pub mod lattice;
 pub mod prometheus;
 mod query;

@@ -8,6 +8,10 @@
 //! number: a one-series vector or a scalar. An empty vector, or NaN, is "no
 //! datapoints" (an empty list), never a silent 0.
 //!
+//! `canary what-if` reads a whole range at once with [`PrometheusMetrics::range`]
+//! (`/api/v1/query_range`, one series of samples, NaN left out), through the same
+//! retries and error classification as the instant queries.
+//!
 //! Errors: a query Prometheus refuses (HTTP 400/422 with `errorType`/`error`, or any
 //! other 4xx) is a non-transient [`MetricsError::Refused`] naming the query and
 //! Prometheus's message, not retried; 5xx, 429, connection failures and timeouts are
@@ -49,6 +53,9 @@ const OPERATION: &str = "Prometheus query";
 const APS_SERVICE: &str = "aps";
 /// Longest error body kept in a message.
 const MAX_MESSAGE: usize = 500;
+/// The most steps one range request asks for (Prometheus refuses more than 11,000
+/// points per series).
+pub const MAX_RANGE_POINTS: i64 = 10_000;
 
 /// The default retry policy: 3 attempts, about 200 ms then 400 ms apart (half of it
 /// jitter), 10 s per attempt.
@@ -272,10 +279,53 @@ impl PrometheusMetrics {
             self.base_url,
             encode(query)
         );
+        self.get(&url, query, interpret).await
+    }
+
+    /// One range query (`/api/v1/query_range`) from `start` to `end` (Unix seconds,
+    /// both included) every `step_secs`, retried per the policy like [`Self::instant`]:
+    /// the one series' `(time, value)` samples, without NaN; empty when the result is.
+    /// Ranges of more than [`MAX_RANGE_POINTS`] steps are asked in several requests
+    /// (Prometheus refuses more than 11,000 points per series).
+    pub async fn range(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step_secs: u64,
+    ) -> Result<Vec<(i64, f64)>, MetricsError> {
+        let step = i64::try_from(step_secs.max(1)).unwrap_or(i64::MAX);
+        let chunk = step.saturating_mul(MAX_RANGE_POINTS - 1);
+        let mut out = Vec::new();
+        let mut from = start;
+        while from <= end {
+            let to = from.saturating_add(chunk).min(end);
+            let url = format!(
+                "{}/api/v1/query_range?query={}&start={from}&end={to}&step={step}",
+                self.base_url,
+                encode(query)
+            );
+            out.extend(self.get(&url, query, interpret_matrix).await?);
+            from = to.saturating_add(step);
+        }
+        Ok(out)
+    }
+
+    /// GET `url` with the policy's retries, the answer read by `read`.
+    async fn get<T>(
+        &self,
+        url: &str,
+        query: &str,
+        read: fn(u16, &[u8], &str) -> Result<T, Failure>,
+    ) -> Result<T, MetricsError> {
         let attempts = self.retry.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            match self.attempt(&url, query).await {
+            let answer = match self.attempt(url).await {
+                Ok((status, body)) => read(status, &body, query),
+                Err(failure) => Err(failure),
+            };
+            match answer {
                 Ok(v) => return Ok(v),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Retry {
@@ -300,7 +350,8 @@ impl PrometheusMetrics {
         }
     }
 
-    async fn attempt(&self, url: &str, query: &str) -> Result<Option<f64>, Failure> {
+    /// One GET of `url`: its status and body, or how it failed.
+    async fn attempt(&self, url: &str) -> Result<(u16, Bytes), Failure> {
         let mut builder = http::Request::builder().method("GET").uri(url);
         match &self.auth {
             Auth::None => {}
@@ -365,12 +416,84 @@ impl PrometheusMetrics {
                 });
             }
         };
-        interpret(status.as_u16(), &body, query)
+        Ok((status.as_u16(), body))
     }
 }
 
 /// Turns an HTTP answer into a number, no data, or a failure.
 fn interpret(status: u16, body: &[u8], query: &str) -> Result<Option<f64>, Failure> {
+    let data = answer_data(status, body, query)?;
+    let bad = |message: String| bad_response(message, query);
+    let result = data.get("result");
+    match data.get("resultType").and_then(Value::as_str) {
+        Some("vector") => {
+            let series = result
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad("`data.result` is not a list".to_owned()))?;
+            match series.as_slice() {
+                [] => Ok(None),
+                [one] => sample_value(one.get("value")).map_err(bad),
+                many => Err(bad(format!(
+                    "{} series returned; the query must return one number (wrap it in sum(...))",
+                    many.len()
+                ))),
+            }
+        }
+        Some("scalar") => sample_value(result).map_err(bad),
+        other => Err(bad(format!(
+            "result type {} is not a vector or a scalar",
+            other.unwrap_or("(missing)")
+        ))),
+    }
+}
+
+/// Turns a range query's answer into the one series' samples (NaN left out), nothing
+/// for an empty result, or a failure.
+fn interpret_matrix(status: u16, body: &[u8], query: &str) -> Result<Vec<(i64, f64)>, Failure> {
+    let data = answer_data(status, body, query)?;
+    let bad = |message: String| bad_response(message, query);
+    if data.get("resultType").and_then(Value::as_str) != Some("matrix") {
+        return Err(bad(format!(
+            "result type {} is not a matrix",
+            data.get("resultType")
+                .map_or("(missing)".into(), Value::to_string)
+        )));
+    }
+    let series = data
+        .get("result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("`data.result` is not a list".to_owned()))?;
+    let one = match series.as_slice() {
+        [] => return Ok(Vec::new()),
+        [one] => one,
+        many => {
+            return Err(bad(format!(
+                "{} series returned; the query must return one series (wrap it in sum(...))",
+                many.len()
+            )));
+        }
+    };
+    let values = one
+        .get("values")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("the series has no `values` list".to_owned()))?;
+    let mut out = Vec::with_capacity(values.len());
+    for sample in values {
+        let time = sample
+            .as_array()
+            .and_then(|pair| pair.first())
+            .and_then(Value::as_f64)
+            .ok_or_else(|| bad(format!("sample {sample} has no time")))?;
+        if let Some(v) = sample_value(Some(sample)).map_err(bad)? {
+            out.push((time.round() as i64, v));
+        }
+    }
+    Ok(out)
+}
+
+/// The `data` of a successful answer; a refused query or an unreachable server is the
+/// failure it is (refused: not retried; 429 and 5xx: retried).
+fn answer_data(status: u16, body: &[u8], query: &str) -> Result<Value, Failure> {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let field = |name: &str| {
         json.as_ref()
@@ -397,38 +520,19 @@ fn interpret(status: u16, body: &[u8], query: &str) -> Result<Option<f64>, Failu
             source: None,
         }));
     }
-    let bad = |message: String| {
-        Failure::Fatal(MetricsError::BadResponse {
-            operation: OPERATION,
-            message: format!("{message} (query: {query})"),
-            source: None,
-        })
-    };
-    let json = json.ok_or_else(|| bad(format!("not JSON: {}", preview(body))))?;
-    let data = json
-        .get("data")
-        .ok_or_else(|| bad("no `data` in the answer".to_owned()))?;
-    let result = data.get("result");
-    match data.get("resultType").and_then(Value::as_str) {
-        Some("vector") => {
-            let series = result
-                .and_then(Value::as_array)
-                .ok_or_else(|| bad("`data.result` is not a list".to_owned()))?;
-            match series.as_slice() {
-                [] => Ok(None),
-                [one] => sample_value(one.get("value")).map_err(bad),
-                many => Err(bad(format!(
-                    "{} series returned; the query must return one number (wrap it in sum(...))",
-                    many.len()
-                ))),
-            }
-        }
-        Some("scalar") => sample_value(result).map_err(bad),
-        other => Err(bad(format!(
-            "result type {} is not a vector or a scalar",
-            other.unwrap_or("(missing)")
-        ))),
-    }
+    let mut json =
+        json.ok_or_else(|| bad_response(format!("not JSON: {}", preview(body)), query))?;
+    json.get_mut("data")
+        .map(Value::take)
+        .ok_or_else(|| bad_response("no `data` in the answer".to_owned(), query))
+}
+
+fn bad_response(message: String, query: &str) -> Failure {
+    Failure::Fatal(MetricsError::BadResponse {
+        operation: OPERATION,
+        message: format!("{message} (query: {query})"),
+        source: None,
+    })
 }
 
 /// The number of a `[timestamp, "value"]` sample; NaN is `None`.
@@ -557,6 +661,45 @@ mod tests {
             "sum%28x%7Ba%3D%22b%22%7D%5B60s%5D%29"
         );
         assert_eq!(encode("a b~c-d_e.f"), "a%20b~c-d_e.f");
+    }
+
+    #[test]
+    fn range_answers_are_one_series_of_samples_without_nan() {
+        let read = |body: &str| match interpret_matrix(200, body.as_bytes(), "q") {
+            Ok(v) => v,
+            Err(_) => panic!("{body} should parse"),
+        };
+        assert_eq!(
+            read(
+                r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[60,"1"],[120,"NaN"],[180,"2.5"]]}]}}"#
+            ),
+            [(60, 1.0), (180, 2.5)]
+        );
+        assert_eq!(
+            read(r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#),
+            []
+        );
+        let two = r#"{"status":"success","data":{"resultType":"matrix","result":[{"values":[]},{"values":[]}]}}"#;
+        assert!(matches!(
+            interpret_matrix(200, two.as_bytes(), "q"),
+            Err(Failure::Fatal(MetricsError::BadResponse { .. }))
+        ));
+        let refused =
+            r#"{"status":"error","errorType":"bad_data","error":"exceeded maximum resolution"}"#;
+        match interpret_matrix(400, refused.as_bytes(), "rate(x[1m])") {
+            Err(Failure::Fatal(e)) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("exceeded maximum resolution") && text.contains("rate(x[1m])"),
+                    "{text}"
+                );
+            }
+            _ => panic!("400 must be refused"),
+        }
+        assert!(matches!(
+            interpret_matrix(502, b"bad gateway", "q"),
+            Err(Failure::Retry { .. })
+        ));
     }
 
     #[test]
