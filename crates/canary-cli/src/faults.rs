@@ -119,6 +119,9 @@ pub struct Cell {
     pub passed: bool,
 }
 
+/// The fault of the cells where the lock is broken before a task.
+pub const UNLOCKED: &str = "unlocked, then continued";
+
 /// Runs every cell. Each has its own simulated cluster and store.
 pub async fn run_matrix() -> Vec<Cell> {
     let mut cells = Vec::new();
@@ -129,7 +132,80 @@ pub async fn run_matrix() -> Vec<Cell> {
     }
     cells.push(cleanup_half_done().await);
     cells.push(lock_contention().await);
+    for task in TASK_STATES
+        .iter()
+        .filter(|t| t.function != Function::RenderTemplate)
+    {
+        cells.push(unlocked_then_continued(*task).await);
+    }
     cells
+}
+
+/// `canary unlock` just before a task, and the old execution goes on: the task's first
+/// read (the fence) finds the lock gone, so nothing of it reaches the cluster and the
+/// execution ends with `LockLost`, naming who holds the lock now. (Where traffic is
+/// left, split or not, is then the next deployment's or `canary recover`'s to restore.)
+pub async fn unlocked_then_continued(task: TaskState) -> Cell {
+    let fault = UNLOCKED;
+    let env = match DemoEnv::start().await {
+        Ok(env) => env,
+        Err(e) => return failed_cell(task.state, fault, e.to_string()),
+    };
+    if let Err(e) = env.deploy_versions(&[1]).await {
+        return failed_cell(task.state, fault, e.to_string());
+    }
+    if task.function == Function::Rollback {
+        env.sim.set_error_rate(&image(2), FAULTY_ERROR_RATE);
+    }
+    let invoker = FaultyInvoker::new(
+        env.invoker(),
+        vec![Fault {
+            function: task.function,
+            nth: task.call,
+            times: 1,
+            kind: FaultKind::LockBroken,
+        }],
+    )
+    .counting_writes_of(env.sim.clone());
+    let run = env.deploy(&image(2), &invoker, &mut NoopObserver).await;
+    let (execution, cause) = match &run.status {
+        Status::Succeeded => ("succeeded".to_owned(), String::new()),
+        Status::Failed { error, cause } => (error.clone(), cause.clone()),
+    };
+    let writes_after = env.sim.write_count();
+    let at_break = invoker.writes_at_break();
+    let lock = env.services.store.lock(&env.service_ref()).await;
+    let checks = vec![
+        Check {
+            name: "execution ended with LockLost".into(),
+            ok: execution == "LockLost" && cause.contains("released by"),
+            detail: format!("{execution}: {}", crate::format::shorten(&cause, 160)),
+        },
+        Check {
+            name: "no write after the unlock".into(),
+            ok: at_break.is_some() && at_break == Some(writes_after),
+            detail: format!(
+                "{} writes when unlocked, {writes_after} at the end",
+                at_break.map_or("?".to_owned(), |w| w.to_string())
+            ),
+        },
+        Check {
+            name: "the lock stays released".into(),
+            ok: matches!(lock, Ok(None)),
+            detail: format!("{:?}", lock.map(|l| l.map(|l| l.execution))),
+        },
+    ];
+    let passed = checks.iter().all(|c| c.ok);
+    env.shutdown().await;
+    Cell {
+        state: task.state.to_owned(),
+        fault: fault.into(),
+        execution,
+        serving: 0,
+        outcome: "stopped, nothing written".into(),
+        checks,
+        passed,
+    }
 }
 
 fn failed_cell(state: &str, fault: &str, why: String) -> Cell {
@@ -363,8 +439,8 @@ pub async fn lock_contention() -> Cell {
 pub fn matrix_text(cells: &[Cell]) -> String {
     let mut out = String::new();
     let header = format!(
-        "  {:<16} {:<28} {:<28} {}",
-        "state", "error", "timeout", "crash"
+        "  {:<16} {:<28} {:<28} {:<28} {}",
+        "state", "error", "timeout", "crash", "unlocked, then continued"
     );
     let _ = writeln!(out, "{header}");
     for task in TASK_STATES {
@@ -384,6 +460,14 @@ pub fn matrix_text(cells: &[Cell]) -> String {
                 .unwrap_or_else(|| "-".into());
             let _ = write!(row, " {text:<28}");
         }
+        let unlocked = cells
+            .iter()
+            .find(|c| c.state == task.state && c.fault == UNLOCKED)
+            .map_or_else(
+                || "-".to_owned(),
+                |c| format!("{} {}", if c.passed { "ok" } else { "FAIL" }, c.execution),
+            );
+        let _ = write!(row, " {unlocked}");
         let _ = writeln!(out, "{}", row.trim_end());
     }
     for c in cells.iter().filter(|c| c.fault == "fails half-way") {

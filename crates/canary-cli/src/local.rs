@@ -125,6 +125,9 @@ pub enum FaultKind {
     Timeout,
     /// The process dies before the handler does anything: `Lambda.Unknown`.
     Crash,
+    /// Someone runs `canary unlock` on the service just before the call, which then
+    /// runs as usual (the execution goes on without its lock).
+    LockBroken,
 }
 
 /// One injected fault: the `nth` call (1-based) of `function` fails as `kind`, and so
@@ -143,6 +146,9 @@ pub struct FaultyInvoker {
     inner: LocalInvoker,
     faults: Vec<Fault>,
     calls: Mutex<Vec<Function>>,
+    /// The cluster whose writes are counted when a lock is broken.
+    sim: Option<SimCluster>,
+    writes_at_break: Mutex<Option<usize>>,
 }
 
 impl FaultyInvoker {
@@ -152,7 +158,21 @@ impl FaultyInvoker {
             inner,
             faults,
             calls: Mutex::new(Vec::new()),
+            sim: None,
+            writes_at_break: Mutex::new(None),
         }
+    }
+
+    /// Counts `sim`'s writes when a [`FaultKind::LockBroken`] fault breaks the lock.
+    pub fn counting_writes_of(mut self, sim: SimCluster) -> Self {
+        self.sim = Some(sim);
+        self
+    }
+
+    /// How many writes the cluster had received when the lock was broken (`None`: not
+    /// broken, or no cluster given).
+    pub fn writes_at_break(&self) -> Option<usize> {
+        self.writes_at_break.lock().ok().and_then(|w| *w)
     }
 
     /// The functions called so far, in order (faulty calls included).
@@ -191,6 +211,22 @@ impl TaskInvoker for FaultyInvoker {
                     "States.Timeout",
                     format!("{} timed out (injected)", function.name()),
                 ))
+            }
+            Some(FaultKind::LockBroken) => {
+                let svc = canary_lambda::Task::from_value(input.clone())
+                    .map(|t| t.service_ref())
+                    .map_err(|e| TaskError::new("States.TaskFailed", e.to_string()))?;
+                let services = &self.inner.services;
+                let now = services.clock.now_secs();
+                services
+                    .store
+                    .break_lock(&svc, "the fault matrix", now)
+                    .await
+                    .map_err(|e| TaskError::new("States.TaskFailed", e.to_string()))?;
+                if let (Some(sim), Ok(mut at)) = (&self.sim, self.writes_at_break.lock()) {
+                    at.get_or_insert(sim.write_count());
+                }
+                self.inner.invoke(resource, input).await
             }
             Some(FaultKind::Crash) => Err(TaskError::new(
                 "Lambda.Unknown",

@@ -11,7 +11,12 @@ async fn every_cell_of_the_fault_matrix_ends_whole_on_one_version() {
     let cells = run_matrix().await;
     let text = matrix_text(&cells);
     println!("{text}");
-    assert_eq!(cells.len(), TASK_STATES.len() * 3 + 2);
+    // Three faults per state, two scenarios, and an unlock before every task but the
+    // first (render-template takes the lock).
+    assert_eq!(
+        cells.len(),
+        TASK_STATES.len() * 3 + 2 + (TASK_STATES.len() - 1)
+    );
     let failed: Vec<String> = cells
         .iter()
         .filter(|c| !c.passed)

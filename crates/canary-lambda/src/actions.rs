@@ -20,8 +20,18 @@ impl Task {
         rerender(&self.spec, &self.deployment, weight)
     }
 
-    /// The cluster of this deployment.
+    /// The cluster of this deployment, behind the fence: first one read confirms that
+    /// this execution still holds the service's lock (holder and token). An execution
+    /// whose lock was broken (`canary unlock`) or taken over touches nothing and fails
+    /// with `LockLost`, naming who holds it now; the state machine does not roll back on
+    /// `LockLost` (the cluster is no longer this execution's to change). Every task that
+    /// writes to the cluster gets it here.
     pub async fn cluster(&self, services: &Services) -> Result<Cluster, HandlerError> {
+        let d = &self.deployment;
+        services
+            .store
+            .ensure_lock_held(&self.service_ref(), &d.execution, &d.lock_token)
+            .await?;
         services
             .clusters
             .connect(&self.spec.cluster_name, &self.spec.kubernetes_namespace)

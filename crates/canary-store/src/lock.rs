@@ -193,6 +193,36 @@ impl DeploymentStore {
         })
     }
 
+    /// The fence before a write to the cluster (one read): `Ok` when `execution` still
+    /// holds the service's lock with `token`, or released it itself (a retried last
+    /// task whose first attempt finished the deployment and whose answer was lost: it
+    /// finds its work done, and nobody else holds the service). Otherwise `LockLost`,
+    /// saying who holds it now (after `canary unlock`, or another execution since).
+    pub async fn ensure_lock_held(
+        &self,
+        svc: &ServiceRef,
+        execution: &str,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        match self.read_lock(&self.lock_key(svc)).await? {
+            Some((
+                LockDoc::Held {
+                    execution: holder, ..
+                },
+                etag,
+            )) if holder == execution && etag == token => Ok(()),
+            Some((
+                LockDoc::Released {
+                    execution: last,
+                    by,
+                    ..
+                },
+                _,
+            )) if last == execution && by == execution => Ok(()),
+            other => Err(lock_lost(svc, execution, other.map(|(doc, _)| doc))),
+        }
+    }
+
     /// Fails with `LockLost` unless `execution` holds the lock (with `token`, when given).
     pub(crate) async fn ensure_holder(
         &self,

@@ -230,6 +230,64 @@ async fn lost_owner(store: DeploymentStore) {
         .expect("begin");
     assert_eq!(next.canary_version, begin.canary_version + 1);
 }
+async fn fence(store: DeploymentStore) {
+    let svc = service();
+    let a = store.take_lock(&svc, "exec-a", T0).await.expect("take");
+    store
+        .ensure_lock_held(&svc, "exec-a", &a.token)
+        .await
+        .expect("the holder passes the fence");
+    let err = store
+        .ensure_lock_held(&svc, "exec-a", "another-token")
+        .await
+        .expect_err("a stale token does not");
+    assert_eq!(err.error_type(), errors::LOCK_LOST);
+    // Released by itself (the deployment finished): a retried last task may go on.
+    store
+        .release_lock(&svc, "exec-a", &a.token, T0 + 10)
+        .await
+        .expect("release");
+    store
+        .ensure_lock_held(&svc, "exec-a", &a.token)
+        .await
+        .expect("released by itself");
+    // Broken by `canary unlock` while held: the fence names who broke it.
+    let b = store
+        .take_lock(&svc, "exec-b", T0 + 20)
+        .await
+        .expect("take");
+    store
+        .break_lock(&svc, "alice", T0 + 30)
+        .await
+        .expect("unlock");
+    let err = store
+        .ensure_lock_held(&svc, "exec-b", &b.token)
+        .await
+        .expect_err("lost");
+    assert_eq!(err.error_type(), errors::LOCK_LOST);
+    assert!(err.to_string().contains("unlock by alice"), "{err}");
+    // Taken by another execution since: the fence names it.
+    store
+        .take_lock(&svc, "exec-c", T0 + 40)
+        .await
+        .expect("take");
+    let err = store
+        .ensure_lock_held(&svc, "exec-b", &b.token)
+        .await
+        .expect_err("lost");
+    assert!(err.to_string().contains("exec-c"), "{err}");
+    let err = store
+        .ensure_lock_held(&svc, "exec-a", &a.token)
+        .await
+        .expect_err("an old holder is fenced out too");
+    assert!(err.to_string().contains("exec-c"), "{err}");
+}
+on_both!(
+    the_fence_passes_only_the_holder_in_memory,
+    the_fence_passes_only_the_holder_on_moto_s3,
+    fence
+);
+
 on_both!(
     a_lost_owner_gets_lock_lost_in_memory,
     a_lost_owner_gets_lock_lost_on_moto_s3,
