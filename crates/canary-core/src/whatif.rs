@@ -42,7 +42,9 @@
 //!   The onset sits right after a check (the worst phase); a metric's publication delay
 //!   (a minute for CloudWatch metric filters) is not modelled and adds to every catch
 //!   time. Time to catch = the first unhealthy check after the onset minus the onset,
-//!   within a deployment's number of checks.
+//!   within a deployment's number of checks; an onset whose first unhealthy check is a
+//!   false alarm of the data anyway is counted apart, as it says nothing about the
+//!   rule's sensitivity.
 
 use serde::Serialize;
 
@@ -367,7 +369,7 @@ impl<'a> Replay<'a> {
         let n = usize::try_from(self.checks_per_deployment()).unwrap_or(usize::MAX);
         let (deployments, rolled_back) = self.deployments(h, &times, n);
         let checks = times.len();
-        let catch = injection.map(|inj| self.catch_times(h, &times, n, inj));
+        let catch = injection.map(|inj| self.catch_times(h, &times, &first_statuses, n, inj));
         Ok(Report {
             from: h.from,
             to: h.to(),
@@ -442,18 +444,31 @@ impl<'a> Replay<'a> {
     }
 
     /// A failure injected at every check time that a deployment's checks follow: how
-    /// long until the first unhealthy check.
-    fn catch_times(&self, h: &History, times: &[i64], n: usize, inj: Injection) -> CatchTimes {
+    /// long until the first unhealthy check. An onset whose first unhealthy check was
+    /// unhealthy without the failure too (`baseline`, at the same share) was caught by
+    /// a false alarm, not by the failure: it is counted apart.
+    fn catch_times(
+        &self,
+        h: &History,
+        times: &[i64],
+        baseline: &[VerdictStatus],
+        n: usize,
+        inj: Injection,
+    ) -> CatchTimes {
         let share = f64::from(self.first_weight()) / 100.0;
         let onsets = times.len().saturating_sub(n);
         let mut caught: Vec<u64> = Vec::new();
+        let mut masked = 0;
         for k in 0..onsets {
             let onset = times[k];
-            let hit = times[k + 1..=k + n].iter().find(|&&t| {
-                self.judge(h, t, share, Some((onset, inj))).status == VerdictStatus::Unhealthy
+            let hit = (k + 1..=k + n).find(|&i| {
+                self.judge(h, times[i], share, Some((onset, inj))).status
+                    == VerdictStatus::Unhealthy
             });
-            if let Some(t) = hit {
-                caught.push(u64::try_from(t - onset).unwrap_or(0));
+            match hit {
+                Some(i) if baseline[i] == VerdictStatus::Unhealthy => masked += 1,
+                Some(i) => caught.push(u64::try_from(times[i] - onset).unwrap_or(0)),
+                None => {}
             }
         }
         caught.sort_unstable();
@@ -465,7 +480,8 @@ impl<'a> Replay<'a> {
             injection: inj,
             onsets,
             caught: caught.len(),
-            not_caught: onsets - caught.len(),
+            masked_by_false_alarms: masked,
+            not_caught: onsets - caught.len() - masked,
             median_secs: rank(0.5),
             p90_secs: rank(0.9),
             max_secs: caught.last().copied(),
@@ -489,8 +505,10 @@ pub struct CatchTimes {
     pub injection: Injection,
     /// Onsets tried: one at every check time that a deployment's checks follow.
     pub onsets: usize,
-    /// Onsets caught within a deployment's checks.
+    /// Onsets caught by the failure within a deployment's checks.
     pub caught: usize,
+    /// Onsets whose first unhealthy check was a false alarm of the data anyway.
+    pub masked_by_false_alarms: usize,
     /// Onsets never caught within a deployment's checks.
     pub not_caught: usize,
     /// Median time from onset to the first unhealthy check, seconds (nearest rank).

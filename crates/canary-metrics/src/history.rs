@@ -135,7 +135,13 @@ pub fn history_queries(spec: &DeploySpec, req: &HistoryRequest) -> Vec<(String, 
             }
             out
         }
-        _ => described_queries(&q),
+        _ => described_queries(&q)
+            .into_iter()
+            .map(|(what, query)| {
+                let what = what.trim_start_matches("canary ").to_owned();
+                (what, format!("{query}, one GetMetricData over the range"))
+            })
+            .collect(),
     }
 }
 

@@ -175,6 +175,31 @@ fn an_injected_error_rate_is_caught_when_the_windows_rate_crosses_the_limit() {
 }
 
 #[test]
+fn an_onset_first_caught_by_a_false_alarm_is_counted_apart() {
+    let s = spec(json!({"max_error_rate": 5, "failure_threshold_value": 1e6,
+                        "percentage_step": 10, "version_dimension": "pod_controller_name"}));
+    let mut errors = [0.; 60];
+    errors[40] = 80.0;
+    let h = history(&errors, &[100.; 60]);
+    let inj = Injection {
+        error_rate: 0.02,
+        latency_ms: 0.0,
+    };
+    let r = Replay::of(&s, 2).run(&h, Some(inj)).unwrap();
+    // At 10%, 8 errors in 108 requests (7.4%) in the windows ending 41..=50 minutes in
+    // (checks 31..=40): 10 alarms.
+    assert_eq!(r.false_alarms.len(), 10);
+    let c = r.catch.unwrap();
+    assert_eq!(c.onsets, 39);
+    // 2% never crosses 5% alone; the onsets whose 12 checks reach the alarms (19..=38)
+    // are masked, not caught.
+    assert_eq!(c.caught, 0);
+    assert_eq!(c.masked_by_false_alarms, 20);
+    assert_eq!(c.not_caught, 19);
+    assert_eq!(c.median_secs, None);
+}
+
+#[test]
 fn a_failure_too_small_for_the_rule_is_never_caught() {
     let s = spec(json!({"max_error_rate": 5, "failure_threshold_value": 1e6,
                         "version_dimension": "pod_controller_name"}));
