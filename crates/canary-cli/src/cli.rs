@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::deploy_json::{Format, Inputs};
-use crate::{cluster_sim, demo, health, lambda_proxy, records, run, stepfunctions};
+use crate::{cluster_sim, demo, health, lambda_proxy, records, run, stepfunctions, whatif};
 
 /// Canary deployments for microservices on Amazon EKS.
 #[derive(Debug, Parser)]
@@ -88,6 +88,10 @@ pub enum Command {
     /// Run one health check now and print the verdict with its numbers
     /// (exit 0 healthy, 1 unhealthy, 3 hold, 2 bad input).
     CheckHealth(health::CheckHealthArgs),
+    /// Replay the health rule over the service's real past metrics, as if a canary had
+    /// run at every check: how often it would have rolled back a healthy service, and
+    /// (with --inject-error-rate / --inject-latency) how soon it catches a failure.
+    WhatIf(whatif::WhatIfArgs),
     /// Start the state machine in AWS with a deploy.json as its input.
     Start(stepfunctions::StartArgs),
     /// Follow a Step Functions execution until it ends (exit 0 succeeded, 1 otherwise).

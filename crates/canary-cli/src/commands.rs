@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
-use crate::{cluster_sim, demo, deploy_json, health, lambda_proxy, records, run, stepfunctions};
+use crate::{
+    cluster_sim, demo, deploy_json, health, lambda_proxy, records, run, stepfunctions, whatif,
+};
 
 /// Runs one subcommand.
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
@@ -49,6 +51,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Unlock(args) => records::unlock(&args).await,
         Command::Abort(args) => records::abort(&args).await,
         Command::CheckHealth(args) => health::check_health(&args).await,
+        Command::WhatIf(args) => whatif::what_if(&args).await,
         Command::Start(args) => stepfunctions::start(&args).await,
         Command::Watch(args) => stepfunctions::watch(&args).await,
     }

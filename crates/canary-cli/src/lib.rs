@@ -13,7 +13,8 @@
 //!   [`lambda_proxy`] answering Lambda Invoke calls for moto's Step Functions engine.
 //! - AWS Step Functions: [`stepfunctions`] (`start`, `watch`).
 //! - A service's records in S3: [`records`] (`history`, `status`, `unlock`, `abort`);
-//!   its health in CloudWatch: [`health`] (`check-health`).
+//!   its health in CloudWatch: [`health`] (`check-health`); its health rule replayed
+//!   over its past numbers: [`whatif`] (`what-if`).
 //! - Shared: [`aws`] (the SDK's configuration), [`format`] (output formatting).
 
 pub mod aws;
@@ -33,3 +34,4 @@ pub mod progress;
 pub mod records;
 pub mod run;
 pub mod stepfunctions;
+pub mod whatif;
