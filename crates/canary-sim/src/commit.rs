@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::managed_fields::{self, ManagedChange};
+use crate::namespaces;
 use crate::resources::ResourceType;
 use crate::state::State;
 use crate::store::key;
@@ -142,6 +143,9 @@ impl State {
             return Err(ApiError::bad_request("the object must be a JSON object"));
         };
         set_type_and_status(&w, map);
+        if namespaces::is_namespace(w.rt) {
+            namespaces::set_server_fields(w.name, map);
+        }
         let generation = generation(w.old.as_ref(), &obj, w.part);
         self.set_identity(&w, &mut obj, generation, now)?;
         let entries = managed_fields::after_write(
@@ -232,6 +236,11 @@ impl State {
         obj["metadata"]["resourceVersion"] = json!(rv);
         let k = key(w.rt, w.namespace, w.name);
         self.store.insert(k.clone(), obj);
+        let old_generation = w
+            .old
+            .as_ref()
+            .map(|o| o.pointer("/metadata/generation").and_then(Value::as_i64));
+        self.route_event(w.rt, &k, old_generation != Some(Some(generation)));
         if w.rt.is_deployment() {
             let track_key = (w.namespace.to_string(), w.name.to_string());
             let moved = self

@@ -1,7 +1,8 @@
 //! The simulated controllers, run after every change and before every read: each
 //! Deployment's status and the Pods standing for its replicas as of now (what they look
-//! like is decided in `workloads`), and the traffic timeline (a new snapshot whenever
-//! rates, route weights, readiness, error rates or latencies change).
+//! like is decided in `workloads`), the route statuses (before every request only; see
+//! `route_controller`), and the traffic timeline (a new snapshot whenever rates, route
+//! weights, readiness, error rates or latencies change).
 
 use std::collections::BTreeMap;
 
@@ -20,14 +21,23 @@ type RouteKey = (String, String);
 type Weights = Vec<(String, u64)>;
 
 impl State {
-    /// Runs the controllers and records the traffic state after any change.
+    /// Runs the workload controllers and records the traffic state after any change.
+    /// The route controller is left for the next request: it never shows in the answer
+    /// to the write that queued it.
     pub fn after_change(&mut self) {
-        self.reconcile();
+        self.reconcile_workloads();
         self.record_traffic();
     }
 
-    /// The simulated controllers: each Deployment's status and Pods as of now.
+    /// The simulated controllers, before a request is served: each Deployment's status
+    /// and Pods as of now, and the route statuses whose time has come.
     pub fn reconcile(&mut self) {
+        self.reconcile_workloads();
+        self.reconcile_routes();
+    }
+
+    /// Each Deployment's status and Pods as of now.
+    fn reconcile_workloads(&mut self) {
         let now = self.now();
         let wanted_pods = self.reconcile_deployments(now);
         self.sync_pods(wanted_pods, now);

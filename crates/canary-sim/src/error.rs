@@ -56,13 +56,30 @@ pub enum ApiError {
         /// The message for the client.
         message: String,
     },
-    /// The patch content type is not one the server accepts (415 `UnsupportedMediaType`).
+    /// The body's content type is not one the server reads for this request (415
+    /// `UnsupportedMediaType`): a patch type it does not know, or an object body that is
+    /// neither JSON nor YAML (protobuf, for one). The message lists what it accepts, in
+    /// the words kube-apiserver uses.
     #[error(
-        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got `{content_type}`"
+        "the body of the request was in an unknown format - accepted media types include: {}",
+        accepted.join(", ")
     )]
     UnsupportedMediaType {
         /// The content type the client sent.
         content_type: String,
+        /// The media types the request could have used.
+        accepted: &'static [&'static str],
+    },
+    /// The request is refused whatever its body says (403 `Forbidden`), e.g. deleting a
+    /// namespace every cluster keeps (`default`, `kube-system`, `kube-public`).
+    #[error("{resource} \"{name}\" is forbidden: {reason}")]
+    Forbidden {
+        /// The resource (plural, with group), e.g. `namespaces`.
+        resource: String,
+        /// The object's name.
+        name: String,
+        /// Why, e.g. `this namespace may not be deleted`.
+        reason: String,
     },
     /// An injected or internal server failure (500 `InternalError`).
     #[error("{message}")]
@@ -123,6 +140,7 @@ impl ApiError {
             Self::Invalid { .. } => 422,
             Self::BadRequest { .. } => 400,
             Self::MethodNotAllowed { .. } => 405,
+            Self::Forbidden { .. } => 403,
             Self::UnsupportedMediaType { .. } => 415,
             Self::Internal { .. } => 500,
             Self::TooManyRequests { .. } => 429,
@@ -138,6 +156,7 @@ impl ApiError {
             Self::Invalid { .. } => "Invalid",
             Self::BadRequest { .. } => "BadRequest",
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
+            Self::Forbidden { .. } => "Forbidden",
             Self::UnsupportedMediaType { .. } => "UnsupportedMediaType",
             Self::Internal { .. } => "InternalError",
             Self::TooManyRequests { .. } => "TooManyRequests",
@@ -161,7 +180,9 @@ impl ApiError {
                 }
                 Some(Value::Object(d))
             }
-            Self::AlreadyExists { resource, name } | Self::Conflict { resource, name, .. } => {
+            Self::AlreadyExists { resource, name }
+            | Self::Conflict { resource, name, .. }
+            | Self::Forbidden { resource, name, .. } => {
                 let (plural, group) = resource.split_once('.').unwrap_or((resource.as_str(), ""));
                 let mut d = json!({ "name": name, "kind": plural });
                 if !group.is_empty() {

@@ -20,8 +20,26 @@
 //! - watch on collections (polled every 50 ms; see the `watcher` module for what is
 //!   simplified).
 //!
-//! Not served: protobuf, authentication (any token is accepted),
-//! admission. Namespaces need not exist before objects are created in them.
+//! Bodies: JSON, YAML, and protobuf for the Namespaces `kubectl create namespace`
+//! sends (the `protobuf` module); another content type is a 415 and a body that does not
+//! parse a 400, each with a `Status`.
+//!
+//! Namespaces are objects (create, get, list, delete, which deletes what is in them);
+//! the cluster starts with `default`, `kube-system`, `kube-public` and
+//! `kube-node-lease`, and refuses to delete the first three (403) as kube-apiserver's
+//! NamespaceLifecycle admission does. With [`SimConfig::implicit_namespaces`] off it
+//! also refuses, as that plugin does, objects created in a namespace that does not
+//! exist (404 `namespaces "shop" not found`); on (the library default), they are
+//! accepted as they always were.
+//!
+//! A route controller ([`RouteController`]) writes the status the AWS Gateway API
+//! Controller writes on HTTPRoutes and GRPCRoutes (`status.parents` with `Accepted` and
+//! `ResolvedRefs`, `BackendNotFound` for a Service that does not exist) and the App
+//! Mesh controller on VirtualRouters (`VirtualRouterActive`, `observedGeneration`),
+//! after a delay on the clock, never, or refusing; see the `route_controller` module.
+//!
+//! Not served: authentication (any token is accepted), admission other than the
+//! namespace rules.
 //!
 //! Deployments become ready `ready_delay` after each spec change, measured on the
 //! configured [`Clock`]; an image marked bad keeps them unready, with Pods that say why.
@@ -47,8 +65,11 @@ mod faults;
 mod kubeconfig;
 mod latency;
 mod managed_fields;
+mod namespaces;
 mod patch;
+mod protobuf;
 mod resources;
+mod route_controller;
 mod selector;
 mod server;
 mod state;
@@ -76,6 +97,7 @@ pub use kubeconfig::kubeconfig_yaml;
 pub use latency::{
     DEFAULT_MEDIAN_MS, DEFAULT_SIGMA, InvalidLatency, LATENCY_BUCKETS_MS, LatencyModel,
 };
+pub use route_controller::{ACCEPTED_REASONS, LATTICE_CONTROLLER_NAME, RouteController};
 pub use traffic::{MetricsQuery, SimMetrics, WeightChange};
 
 use faults::ArmedFault;
@@ -86,25 +108,52 @@ use state::State;
 pub struct SimConfig {
     /// How long after a Deployment's spec is written it becomes ready (on `clock`).
     pub ready_delay: Duration,
-    /// The clock readiness and traffic are measured on. A `ManualClock` makes a test
-    /// deterministic: nothing becomes ready until the test advances it.
+    /// The clock readiness, traffic and the route controller's delay are measured on. A
+    /// `ManualClock` makes a test deterministic: nothing becomes ready until the test
+    /// advances it.
     pub clock: Arc<dyn Clock>,
+    /// Whether objects may be created in a namespace that does not exist (true, the
+    /// default, as the simulator always allowed). False makes the cluster refuse them
+    /// as kube-apiserver does: 404 `namespaces "shop" not found`. `canary cluster-sim`
+    /// turns it off.
+    pub implicit_namespaces: bool,
+    /// How the route controller answers route changes (default: accepting at once).
+    pub route_controller: RouteController,
 }
 
 impl Default for SimConfig {
-    /// The system clock; Deployments ready after 2 s.
+    /// The system clock; Deployments ready after 2 s; implicit namespaces; routes
+    /// accepted on the first request after each change.
     fn default() -> Self {
-        Self {
-            ready_delay: Duration::from_secs(2),
-            clock: Arc::new(SystemClock),
-        }
+        Self::new(Arc::new(SystemClock), Duration::from_secs(2))
     }
 }
 
 impl SimConfig {
-    /// A configuration with this clock and ready delay.
+    /// A configuration with this clock and ready delay, implicit namespaces and an
+    /// accepting route controller.
     pub fn new(clock: Arc<dyn Clock>, ready_delay: Duration) -> Self {
-        Self { ready_delay, clock }
+        Self {
+            ready_delay,
+            clock,
+            implicit_namespaces: true,
+            route_controller: RouteController::default(),
+        }
+    }
+
+    /// This configuration with objects refused in namespaces that do not exist
+    /// (`implicit_namespaces: false`), as a real cluster does.
+    #[must_use]
+    pub fn with_strict_namespaces(mut self) -> Self {
+        self.implicit_namespaces = false;
+        self
+    }
+
+    /// This configuration with this route controller behaviour.
+    #[must_use]
+    pub fn with_route_controller(mut self, controller: RouteController) -> Self {
+        self.route_controller = controller;
+        self
     }
 }
 
@@ -146,16 +195,49 @@ impl Drop for SimServer {
 }
 
 impl SimCluster {
-    /// An empty cluster (with a `default` namespace).
+    /// An empty cluster, with the namespaces every cluster has (`default`,
+    /// `kube-system`, `kube-public`, `kube-node-lease`).
     pub fn new(config: SimConfig) -> Self {
         let delay = i64::try_from(config.ready_delay.as_millis()).unwrap_or(i64::MAX);
         let mut state = State::new(config.clock, delay);
-        // Creating a fixed, valid object cannot fail; an error would only leave the
-        // cluster without a `default` namespace.
-        let _ = state.create_default_namespace();
+        state.implicit_namespaces = config.implicit_namespaces;
+        state.route_controller = config.route_controller;
+        // Creating fixed, valid objects cannot fail; an error would only leave the
+        // cluster without some of its first namespaces.
+        let _ = state.create_initial_namespaces();
         Self {
             state: Arc::new(Mutex::new(state)),
         }
+    }
+
+    /// Creates a namespace, as `kubectl create namespace NAME` does (409 `AlreadyExists`
+    /// when it exists, 422 when the name is not a DNS label).
+    pub fn create_namespace(&self, name: &str) -> Result<Value, ApiError> {
+        self.lock().create_namespace(name)
+    }
+
+    /// Sets how the route controller answers from now on, for every route without a
+    /// behaviour of its own; the controller looks at every route again (as one that
+    /// restarts does), after the new behaviour's delay.
+    pub fn set_route_controller(&self, controller: RouteController) {
+        let mut s = self.lock();
+        s.route_controller = controller;
+        s.queue_all_routes();
+    }
+
+    /// Sets how the route controller answers for the routes named `name` in
+    /// `namespace` (of any route kind), over the cluster's behaviour; the route is
+    /// looked at again after the new behaviour's delay.
+    pub fn set_route_controller_for(
+        &self,
+        namespace: &str,
+        name: &str,
+        controller: RouteController,
+    ) {
+        let mut s = self.lock();
+        s.route_controller_overrides
+            .insert((namespace.to_string(), name.to_string()), controller);
+        s.queue_all_routes();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

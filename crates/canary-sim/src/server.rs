@@ -21,6 +21,7 @@ use crate::commit::Part;
 use crate::error::ApiError;
 use crate::faults::FaultAction;
 use crate::patch::PatchType;
+use crate::protobuf;
 use crate::resources::{self, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::state::State as Cluster;
@@ -30,6 +31,22 @@ use crate::watcher::Watch;
 
 /// How long a hanging fault holds its request.
 const HANG: Duration = Duration::from_secs(3600);
+
+/// Kubernetes protobuf, what kubectl's typed clients send.
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+/// The media types of an object body the simulator reads, as kube-apiserver lists them
+/// (protobuf only for the kinds the `protobuf` module reads; for the others the 415
+/// lists the first two, as kube-apiserver does for a custom resource).
+const OBJECT_MEDIA_TYPES: &[&str] = &["application/json", "application/yaml", PROTOBUF];
+
+/// The patch types, in the order kube-apiserver lists them in its 415 message.
+const PATCH_MEDIA_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/apply-patch+yaml",
+    "application/strategic-merge-patch+json",
+];
 
 /// What every request handler shares.
 #[derive(Debug, Clone)]
@@ -225,6 +242,38 @@ impl Request<'_> {
             LabelSelector::parse(self.param("labelSelector").unwrap_or_default())?,
             FieldSelector::parse(self.param("fieldSelector").unwrap_or_default())?,
         ))
+    }
+
+    /// The body of a create, replace or delete (DeleteOptions): JSON when the
+    /// Content-Type is `application/json` (or missing, as kube-apiserver assumes), YAML
+    /// when `application/yaml`, protobuf when `application/vnd.kubernetes.protobuf` and
+    /// the object is one the `protobuf` module reads (a Namespace, what
+    /// `kubectl create namespace` sends). Any other type, or a protobuf object of another
+    /// kind, is a 415 naming the types the simulator reads for it; a body it cannot
+    /// parse is a 400.
+    fn object_body(&self) -> Result<Value, ApiError> {
+        let content_type = self.content_type();
+        let yaml = match content_type.as_str() {
+            "" | "application/json" => false,
+            "application/yaml" => true,
+            PROTOBUF => {
+                return match protobuf::decode(self.body) {
+                    Ok(protobuf::Decoded::Object(v)) => Ok(v),
+                    Ok(protobuf::Decoded::OtherKind(..)) => Err(ApiError::UnsupportedMediaType {
+                        content_type,
+                        accepted: &OBJECT_MEDIA_TYPES[..2],
+                    }),
+                    Err(e) => Err(ApiError::bad_request(e.to_string())),
+                };
+            }
+            _ => {
+                return Err(ApiError::UnsupportedMediaType {
+                    content_type,
+                    accepted: OBJECT_MEDIA_TYPES,
+                });
+            }
+        };
+        self.body_value(yaml)
     }
 
     /// The body as an object: JSON, or YAML when `yaml` (apply patches, YAML uploads).
@@ -471,12 +520,12 @@ fn collection(
                 (false, _) => "",
                 (true, None) => return Err(method_not_allowed(req.method, req.path)),
             };
-            let yaml = req.content_type().contains("yaml");
-            let body = req.body_value(yaml)?;
+            let body = req.object_body()?;
             let created = state.create(rt, ns, body, &req.write_options())?;
             Ok(Reply::Json(StatusCode::CREATED, created))
         }
-        Method::DELETE => {
+        // Namespaces are deleted one by one (discovery lists no deletecollection).
+        Method::DELETE if !crate::namespaces::is_namespace(rt) => {
             let (labels, fields) = req.selectors()?;
             let dry_run = req.write_options().dry_run;
             let items = state.delete_collection(rt, namespace, &labels, &fields, dry_run);
@@ -507,8 +556,7 @@ fn object(
             ok(obj)
         }
         Method::PUT => {
-            let yaml = req.content_type().contains("yaml");
-            let body = req.body_value(yaml)?;
+            let body = req.object_body()?;
             ok(state.replace(rt, namespace, name, body, part, &req.write_options())?)
         }
         Method::PATCH => patch_object(state, req, rt, namespace, name, part),
@@ -532,7 +580,12 @@ fn patch_object(
         "application/merge-patch+json" => PatchType::Merge,
         "application/json-patch+json" => PatchType::Json,
         "application/strategic-merge-patch+json" => PatchType::Strategic,
-        _ => return Err(ApiError::UnsupportedMediaType { content_type }),
+        _ => {
+            return Err(ApiError::UnsupportedMediaType {
+                content_type,
+                accepted: PATCH_MEDIA_TYPES,
+            });
+        }
     };
     let body = req.body_value(patch_type == PatchType::Apply)?;
     let existed = state.get(rt, namespace, name).is_ok();
@@ -565,7 +618,7 @@ fn delete_object(
     let options = if req.body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(req.body_value(false)?)
+        Some(req.object_body()?)
     };
     let dry_run = req.write_options().dry_run
         || options

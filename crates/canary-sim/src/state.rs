@@ -12,7 +12,8 @@ use canary_core::clock::Clock;
 
 use crate::faults::{ArmedFault, RequestRecord};
 use crate::latency::LatencyModel;
-use crate::store::Store;
+use crate::route_controller::RouteController;
+use crate::store::{Key, Store};
 use crate::traffic::{TrafficSnapshot, WeightChange};
 use crate::workloads::Track;
 
@@ -43,10 +44,19 @@ pub(crate) struct State {
     pub requests: Vec<RequestRecord>,
     /// Injected faults.
     pub faults: Vec<ArmedFault>,
+    /// Whether objects may be created in namespaces that do not exist.
+    pub implicit_namespaces: bool,
+    /// How the route controller answers route changes.
+    pub route_controller: RouteController,
+    /// Per-route behaviours, by (namespace, name), over `route_controller`.
+    pub route_controller_overrides: BTreeMap<(String, String), RouteController>,
+    /// When the route controller next processes each route (clock ms, one per event).
+    pub route_queue: BTreeMap<Key, Vec<i64>>,
 }
 
 impl State {
-    /// An empty cluster, without any namespace (see `State::create_default_namespace`).
+    /// An empty cluster, without any namespace (see `State::create_initial_namespaces`),
+    /// with implicit namespaces and an accepting route controller.
     pub fn new(clock: Arc<dyn Clock>, ready_delay_millis: i64) -> Self {
         Self {
             clock,
@@ -61,6 +71,10 @@ impl State {
             weight_history: Vec::new(),
             requests: Vec::new(),
             faults: Vec::new(),
+            implicit_namespaces: true,
+            route_controller: RouteController::default(),
+            route_controller_overrides: BTreeMap::new(),
+            route_queue: BTreeMap::new(),
         }
     }
 

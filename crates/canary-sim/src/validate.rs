@@ -1,6 +1,6 @@
 //! Request and object validation: a body's kind and apiVersion against the URL, its
 //! namespace and name against the URL, a stale `metadata.resourceVersion`, names that
-//! are not DNS subdomains, labels and annotations that are not string maps, and the
+//! are not DNS subdomains (DNS labels for namespaces), labels and annotations that are not string maps, and the
 //! Deployment fields the simulated controllers rely on. Each failure is the 400 or 422
 //! a real API server answers.
 
@@ -182,6 +182,11 @@ pub(crate) fn validate(rt: &ResourceType, object: &Value, name: &str) -> Result<
     if !is_dns_subdomain(name) {
         return Err(ApiError::invalid(format!(
             "{resource} \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        )));
+    }
+    if crate::namespaces::is_namespace(rt) && (name.len() > 63 || name.contains('.')) {
+        return Err(ApiError::invalid(format!(
+            "{resource} \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
         )));
     }
     check_string_map(object, "labels", &resource, name)?;

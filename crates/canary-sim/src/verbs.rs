@@ -53,19 +53,6 @@ impl WriteOptions {
 }
 
 impl State {
-    /// Creates the `default` namespace, as every cluster has.
-    pub fn create_default_namespace(&mut self) -> Result<Value, ApiError> {
-        let rt = resources::find("", "v1", "namespaces").ok_or_else(|| ApiError::Internal {
-            message: "the simulator does not serve namespaces".into(),
-        })?;
-        let ns = json!({ "metadata": { "name": "default" } });
-        let opts = WriteOptions {
-            agent: "canary-sim".into(),
-            ..WriteOptions::default()
-        };
-        self.create(rt, "", ns, &opts)
-    }
-
     /// One object.
     pub fn get(
         &mut self,
@@ -118,6 +105,7 @@ impl State {
         self.reconcile();
         check_kind(rt, &body)?;
         check_namespace(rt, namespace, &body)?;
+        self.check_namespace_exists(rt, namespace)?;
         let generate = body
             .pointer("/metadata/generateName")
             .and_then(Value::as_str)
@@ -231,8 +219,9 @@ impl State {
         check_namespace(rt, namespace, &applied)?;
         check_name(name, &applied)?;
         let live = self.store.peek(rt, namespace, name).cloned();
-        if let Some(live) = &live {
-            check_resource_version(rt, name, live, &applied)?;
+        match &live {
+            Some(live) => check_resource_version(rt, name, live, &applied)?,
+            None => self.check_namespace_exists(rt, namespace)?,
         }
         let mut applied = applied;
         if part == Part::Status {
@@ -268,6 +257,7 @@ impl State {
     ) -> Result<Value, ApiError> {
         self.reconcile();
         let live = self.live(rt, namespace, name)?;
+        self.check_namespace_delete(rt, name)?;
         if let Some(pre) = preconditions {
             check_preconditions(rt, name, &live, pre)?;
         }
@@ -282,7 +272,10 @@ impl State {
     /// Deployment's readiness track, and records a deleted route as having no targets.
     fn remove(&mut self, rt: &ResourceType, namespace: &str, name: &str) {
         let now = self.now();
-        self.store.remove(&key(rt, namespace, name));
+        let k = key(rt, namespace, name);
+        self.store.remove(&k);
+        self.forget_route(&k);
+        self.route_event(rt, &k, false);
         if rt.is_deployment() {
             self.tracks
                 .remove(&(namespace.to_string(), name.to_string()));

@@ -31,27 +31,11 @@ fn render_seed(image: &str, routes: &str) -> String {
 }
 
 async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    let mut cmd = std::process::Command::new(KUBECTL);
-    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
-    if std::env::var_os("KUBECTL_VERBOSE").is_some() {
-        cmd.arg("-v=8");
-    }
-    // kubectl blocks; run it off the runtime so the server keeps answering.
-    let run = tokio::task::spawn_blocking(move || cmd.output());
-    tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("kubectl finished within 60 s")
-        .expect("the kubectl task ran")
-        .expect("kubectl runs")
+    common::kubectl(kubeconfig, args).await
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::output_text(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

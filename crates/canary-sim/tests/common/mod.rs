@@ -25,6 +25,44 @@ pub async fn start_manual(ready_delay: Duration) -> (SimCluster, SimServer, Manu
     (sim, server, clock)
 }
 
+/// Runs the kubectl on PATH with `--kubeconfig` and `args` (with `-v=8` when
+/// `KUBECTL_VERBOSE` is set), off the runtime so the served cluster keeps answering.
+pub async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+    if std::env::var_os("KUBECTL_VERBOSE").is_some() {
+        cmd.arg("-v=8");
+    }
+    let run = tokio::task::spawn_blocking(move || cmd.output());
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("kubectl finished within 60 s")
+        .expect("the kubectl task ran")
+        .expect("kubectl runs")
+}
+
+/// A command's exit code, stdout and stderr, for assertion messages.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A served cluster on a manual clock (starting at [`T0`], Deployments ready at once),
+/// configured by `configure`.
+pub async fn start_with(
+    configure: impl FnOnce(SimConfig) -> SimConfig,
+) -> (SimCluster, SimServer, ManualClock) {
+    let clock = ManualClock::starting_at(T0);
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    let sim = SimCluster::new(configure(SimConfig::new(shared, Duration::ZERO)));
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    (sim, server, clock)
+}
+
 /// A kube-rs client built from the kubeconfig the simulator writes.
 pub async fn client(server: &SimServer, namespace: &str) -> kube::Client {
     let yaml = kubeconfig_yaml(&server.url, namespace);
