@@ -10,7 +10,12 @@
 //!   cluster with a virtual clock (the demo's environment): API requests per task and
 //!   per deployment, state transitions, and the reaction time to an error onset for many
 //!   onsets and several check intervals, with a metrics source that publishes each
-//!   per-minute datapoint one period late ([`delayed`]).
+//!   per-minute datapoint one period late ([`delayed`]), or one that scrapes counters
+//!   every 15 s as Prometheus does ([`scraped`]).
+//! - [`false_alarms`]: how often a health rule (the absolute error rate, or the canary
+//!   against the stable version) rolls back a healthy canary, and catches a worse one,
+//!   over many deployments with random request and error counts, judged by the real
+//!   decisions and verdict code.
 //! - [`original`]: the original design's flow as a model: its state machine (re-created
 //!   from its published structure) run by the same local executor for its state
 //!   transitions, and its exact detection rule for the reaction time.
@@ -26,9 +31,11 @@
 
 pub mod cost;
 pub mod delayed;
+pub mod false_alarms;
 pub mod lambda_api;
 pub mod original;
 pub mod real;
 pub mod report;
 pub mod scenarios;
+pub mod scraped;
 pub mod stats;

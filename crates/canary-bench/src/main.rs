@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use canary_bench::cost::{self, LAMBDA_ARM_PER_GB_S, LAMBDA_X86_PER_GB_S};
+use canary_bench::false_alarms;
 use canary_bench::original;
 use canary_bench::real::{self, FUNCTIONS, RealConfig, RealRun};
 use canary_bench::report::{self, FunctionRow, Machine, ReactionRow, Results, Versus};
 use canary_bench::scenarios::{self, CheckConfig, Reaction};
+use canary_bench::scraped::SCRAPE_INTERVAL_SECS;
 use canary_bench::stats::Spread;
 use clap::Parser;
 
@@ -53,6 +55,12 @@ struct Args {
     /// Only the virtual-clock parts (no moto, no binaries, no baseline scripts).
     #[arg(long)]
     skip_real: bool,
+    /// Simulated deployments per rule and canary in the false-alarm runs.
+    #[arg(long, default_value_t = 2000)]
+    false_alarm_deployments: usize,
+    /// Seed of the false-alarm runs' random traffic.
+    #[arg(long, default_value_t = 20_261_127)]
+    seed: u64,
 }
 
 fn spread(v: impl IntoIterator<Item = f64>) -> Option<Spread> {
@@ -104,8 +112,9 @@ struct VirtualRuns {
     original_flow: Vec<original::OriginalRun>,
 }
 
-/// The configurations the virtual-clock runs compare.
-fn configs() -> [CheckConfig; 5] {
+/// The configurations the virtual-clock runs compare (the CloudWatch ones first; the
+/// default is the second).
+fn configs() -> [CheckConfig; 6] {
     [
         CheckConfig::new(
             "seed-like: check_interval 60 s, bake_time 0",
@@ -120,6 +129,12 @@ fn configs() -> [CheckConfig; 5] {
         CheckConfig::new("check_interval 15 s", Some(15), None),
         CheckConfig::new("check_interval 10 s", Some(10), None),
         CheckConfig::new("check_interval 10 s, bake_time 180 s", Some(10), Some(180)),
+        CheckConfig::new(
+            "Prometheus scraped every 15 s, check_interval 10 s, failure_threshold_time 60 s",
+            Some(10),
+            None,
+        )
+        .with_prometheus(SCRAPE_INTERVAL_SECS, 60),
     ]
 }
 
@@ -159,11 +174,13 @@ async fn virtual_runs(args: &Args) -> Result<VirtualRuns, Box<dyn Error>> {
         eprintln!("canary-bench: reaction times, {}", c.name);
         let runs = reactions(c, args.delay, cal.first_shift_millis, &onsets).await?;
         let label = format!("ours, {}", c.name);
-        reaction.push(ReactionRow::new(
-            &label,
-            "our executor + handlers, simulated",
-            runs,
-        ));
+        let method = match c.prometheus_scrape_secs {
+            Some(s) => format!(
+                "our executor + handlers, simulated; counters scraped every {s} s, read as increase over the window"
+            ),
+            None => "our executor + handlers, simulated".to_owned(),
+        };
+        reaction.push(ReactionRow::new(&label, &method, runs));
     }
     let deploy = serde_json::json!({"percentage_step": 10, "wait_time": 60});
     let original_flow = vec![
@@ -304,12 +321,16 @@ fn cluster_comparisons(
     ]
 }
 
-/// How the reaction-time runs were made, for the report.
-fn method_notes(delay: i64) -> [String; 3] {
+/// How the reaction-time and false-alarm runs were made, for the report.
+fn method_notes(delay: i64) -> [String; 5] {
     [
         format!(
-            "Metric datapoints: one per minute, aligned to the minute, visible {delay} s after the minute ends (CloudWatch Logs metric filters); errors start at the onset with 25% of the canary's requests answered 5xx."
+            "Metric datapoints (CloudWatch rows): one per minute, aligned to the minute, visible {delay} s after the minute ends (CloudWatch Logs metric filters); errors start at the onset with 25% of the canary's requests answered 5xx."
         ),
+        format!(
+            "Prometheus row: deploy.json names source `prometheus` (preset envoy); the benchmark's source scrapes each version's counters every {SCRAPE_INTERVAL_SECS} s (aligned to the minute) and answers increase over the window as counter(last scrape <= t) - counter(last scrape <= t - window), without Prometheus's extrapolation; errors are visible from the first scrape after the onset."
+        ),
+        "False alarms: the real decisions (canary-core's Deployment) and verdicts over simulated deployments of yelb-appserver (10% steps of 60 s, check_interval 10 s, failure_threshold_time 60 s, the default bake of 130 s); 20 requests/s split by the canary's weight, each request's version and failure drawn at random (SplitMix64), all on stable before the first shift; each check sees both versions' exact counts of its window.".into(),
         "The original's reaction is its exact rule: checks only after each 60 s wait (9 checks, none after the shift to 100%), each reading the per-minute 5xx sum of the last 300 s; onsets after its last useful check are never rolled back (the faulty version is promoted).".into(),
         "Onsets are counted from the canary's first traffic (the shift to 10%) and run every 5 s for 600 s: the original's rollout (9 steps of 60 s, then 100% with no further check) and the first minute at 100%; our default rollout goes on to 720 s (a 180 s bake at 100%).".into(),
     ]
@@ -323,6 +344,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut notes = Vec::new();
 
     let runs = virtual_runs(&args).await?;
+    eprintln!(
+        "canary-bench: false alarms, {} deployments per rule and canary",
+        args.false_alarm_deployments
+    );
+    let false_alarms = false_alarms::all(args.false_alarm_deployments, args.seed)?;
     let our_memory = cost::our_memory_mb();
     let real = real_runs(&args, &our_memory).await?;
     let default_cal = &runs.calibrations[1];
@@ -356,6 +382,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         functions,
         comparisons,
         reaction: runs.reaction,
+        false_alarms,
         cost: cost_table,
         calibrations: runs.calibrations,
         original_flow: runs.original_flow,

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::cost::DeploymentCost;
+use crate::false_alarms::FalseAlarmRow;
 use crate::original::OriginalRun;
 use crate::real::RealRun;
 use crate::scenarios::{Calibration, Reaction};
@@ -152,6 +153,8 @@ pub struct Results {
     pub comparisons: Vec<Versus>,
     /// Reaction times.
     pub reaction: Vec<ReactionRow>,
+    /// Healthy canaries rolled back and worse ones caught, per rule.
+    pub false_alarms: Vec<FalseAlarmRow>,
     /// Cost per deployment: ours (warm, with one cold start per function), original's.
     pub cost: BTreeMap<String, DeploymentCost>,
     /// Healthy runs of our flow, per check configuration.
@@ -216,6 +219,7 @@ pub fn markdown(r: &Results) -> String {
     functions_table(&mut out, r);
     comparisons_table(&mut out, r);
     reaction_table(&mut out, r);
+    false_alarm_table(&mut out, r);
     flows_table(&mut out, r);
     cost_table(&mut out, r);
     notes_list(&mut out, r);
@@ -277,7 +281,7 @@ fn comparisons_table(out: &mut String, r: &Results) {
 fn reaction_table(out: &mut String, r: &Results) {
     let _ = writeln!(
         *out,
-        "\n### Reaction time: error onset to all traffic back on stable (yelb-appserver: 10% steps, 60 s wait, 300 s window; datapoints per minute, published {} s after the minute)\n",
+        "\n### Reaction time: error onset to all traffic back on stable (yelb-appserver: 10% steps, 60 s wait; CloudWatch rows: 300 s window, datapoints per minute, published {} s after the minute; Prometheus row: 60 s window, counters scraped every 15 s)\n",
         r.metric_delay_secs
     );
     let _ = writeln!(
@@ -293,6 +297,55 @@ fn reaction_table(out: &mut String, r: &Results) {
             x.onsets,
             x.detected,
             opt(x.seconds, 0)
+        );
+    }
+}
+
+/// `12.3%` of a row.
+fn percent(x: &FalseAlarmRow) -> String {
+    format!("{:.1}%", x.share() * 100.0)
+}
+
+/// `rule: n` of what decided the rollbacks.
+fn decided(x: &FalseAlarmRow) -> String {
+    x.decided_by
+        .iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Healthy canaries rolled back (false alarms) and worse ones caught, per rule.
+fn false_alarm_table(out: &mut String, r: &Results) {
+    if r.false_alarms.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        *out,
+        "\n### False alarms and catches: deployments rolled back per rule (yelb-appserver: 10% steps of 60 s, check_interval 10 s, 60 s window, 20 requests/s, random counts)\n"
+    );
+    let _ = writeln!(
+        *out,
+        "| rule | canary / stable errors | deployments | rolled back | share | at second (min / median / max) | at weight (median) | decided by |\n|---|---|---:|---:|---:|---:|---:|---|"
+    );
+    for x in &r.false_alarms {
+        let _ = writeln!(
+            *out,
+            "| {} | {:.0}% / {:.0}%{} | {} | {} | {} | {} | {} | {} |",
+            x.rule,
+            x.traffic.canary_error_rate * 100.0,
+            x.traffic.stable_error_rate * 100.0,
+            if x.healthy_canary {
+                " (healthy)"
+            } else {
+                " (worse)"
+            },
+            x.deployments,
+            x.rolled_back,
+            percent(x),
+            opt(x.seconds_to_rollback, 0),
+            med(x.weight_at_rollback, 0),
+            decided(x)
         );
     }
 }
@@ -397,6 +450,19 @@ pub fn summary(r: &Results) -> String {
             x.detected,
             x.onsets,
             med(x.seconds, 0)
+        );
+    }
+    for x in &r.false_alarms {
+        let _ = writeln!(
+            out,
+            "| {} canaries rolled back, canary {:.0}% / stable {:.0}% errors, {} | {} of {} ({}) | | |",
+            if x.healthy_canary { "healthy" } else { "worse" },
+            x.traffic.canary_error_rate * 100.0,
+            x.traffic.stable_error_rate * 100.0,
+            x.rule,
+            x.rolled_back,
+            x.deployments,
+            percent(x)
         );
     }
     out

@@ -8,7 +8,9 @@
 //!   chosen moment; how long until all traffic is back on the stable version.
 //!
 //! Health numbers come from [`DelayedMetrics`]: per-minute datapoints published one
-//! period (by default) after their minute ends, as CloudWatch metric filters publish them.
+//! period (by default) after their minute ends, as CloudWatch metric filters publish them;
+//! or, for a configuration with a Prometheus scrape interval, from [`ScrapedMetrics`]:
+//! counters scraped every 15 s, read as `increase` over the window.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,12 +21,14 @@ use canary_cli::harness::fixtures::{self, NAMESPACE, SERVICE};
 use canary_cli::harness::{DemoEnv, HarnessError};
 use canary_cli::local::{Function, LocalInvoker};
 use canary_core::clock::{Clock, ManualClock};
+use canary_metrics::MetricsSource;
 use canary_sfn::{NoopObserver, TaskError, TaskInvoker};
 use canary_sim::SimCluster;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::delayed::DelayedMetrics;
+use crate::scraped::ScrapedMetrics;
 
 /// Share of 5xx answers of the faulty canary after the onset.
 pub const ONSET_ERROR_RATE: f64 = 0.25;
@@ -37,8 +41,16 @@ pub struct CheckConfig {
     pub name: String,
     /// `check_interval`; `None`: the default (`wait_time`, at most 60 s).
     pub check_interval: Option<u64>,
-    /// `bake_time`; `None`: the default (`wait_time`).
+    /// `bake_time`; `None`: the default (`wait_time`, at least `check_interval` + 120 s).
     pub bake_time: Option<u64>,
+    /// `failure_threshold_time`; `None`: the seed's (300 s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_threshold_time: Option<u64>,
+    /// `Some(interval)`: the numbers come from Prometheus scraping every `interval`
+    /// seconds ([`ScrapedMetrics`], and deploy.json names source `prometheus`);
+    /// `None`: from CloudWatch's delayed per-minute datapoints ([`DelayedMetrics`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus_scrape_secs: Option<i64>,
 }
 
 impl CheckConfig {
@@ -48,6 +60,25 @@ impl CheckConfig {
             name: name.to_owned(),
             check_interval,
             bake_time,
+            failure_threshold_time: None,
+            prometheus_scrape_secs: None,
+        }
+    }
+
+    /// The same settings with a Prometheus source scraped every `scrape_secs` and a
+    /// window of `failure_threshold_time` seconds.
+    pub fn with_prometheus(mut self, scrape_secs: i64, failure_threshold_time: u64) -> Self {
+        self.prometheus_scrape_secs = Some(scrape_secs);
+        self.failure_threshold_time = Some(failure_threshold_time);
+        self
+    }
+
+    /// The metrics source of a run on `sim`: [`ScrapedMetrics`] (scrapes aligned to the
+    /// Unix epoch) or [`DelayedMetrics`] with `delay_secs`.
+    pub fn source(&self, sim: SimCluster, delay_secs: i64) -> Arc<dyn MetricsSource> {
+        match self.prometheus_scrape_secs {
+            Some(interval) => Arc::new(ScrapedMetrics::new(sim, NAMESPACE, interval, 0)),
+            None => Arc::new(DelayedMetrics::new(sim, NAMESPACE, delay_secs)),
         }
     }
 
@@ -62,6 +93,16 @@ impl CheckConfig {
             }
             if let Some(b) = self.bake_time {
                 map.insert("bake_time".into(), Value::from(b));
+            }
+            if let Some(w) = self.failure_threshold_time {
+                map.insert("failure_threshold_time".into(), Value::from(w));
+            }
+            if self.prometheus_scrape_secs.is_some() {
+                // The address is never reached: the benchmark's source answers instead.
+                map.insert(
+                    "metrics".into(),
+                    serde_json::json!({"source": "prometheus", "url": "http://prometheus.invalid:9090", "preset": "envoy"}),
+                );
             }
         }
         doc
@@ -195,10 +236,11 @@ impl Clock for OnsetClock {
     }
 }
 
-/// A fresh environment with v1 deployed (a first deployment) and the delayed metrics.
-async fn env_with_stable(delay_secs: i64) -> Result<DemoEnv, ScenarioError> {
+/// A fresh environment with v1 deployed (a first deployment) and the metrics source of
+/// `config`.
+async fn env_with_stable(config: &CheckConfig, delay_secs: i64) -> Result<DemoEnv, ScenarioError> {
     let mut env = DemoEnv::start().await?;
-    env.services.metrics = Arc::new(DelayedMetrics::new(env.sim.clone(), NAMESPACE, delay_secs));
+    env.services.metrics = config.source(env.sim.clone(), delay_secs);
     let invoker = env.invoker();
     let run = env
         .executor
@@ -272,7 +314,7 @@ pub async fn calibrate(
     config: &CheckConfig,
     delay_secs: i64,
 ) -> Result<Calibration, ScenarioError> {
-    let env = env_with_stable(delay_secs).await?;
+    let env = env_with_stable(config, delay_secs).await?;
     let routes_before = env.sim.weight_history(NAMESPACE).len();
     let invoker = CountingInvoker::new(env.invoker(), env.sim.clone(), env.clock.clone());
     let run = env
@@ -351,7 +393,7 @@ pub async fn reaction(
     first_shift_millis: i64,
     onset_secs: i64,
 ) -> Result<Reaction, ScenarioError> {
-    let env = env_with_stable(delay_secs).await?;
+    let env = env_with_stable(config, delay_secs).await?;
     let routes_before = env.sim.weight_history(NAMESPACE).len();
     let onset_millis = first_shift_millis + onset_secs * 1000;
     let image = fixtures::image(2);
