@@ -132,6 +132,12 @@ pub fn verdict_numbers(v: &Verdict) -> String {
     if let Some(r) = v.error_rate {
         parts.push(format!("error rate {}%", num(r)));
     }
+    if let Some(ms) = v.latency_ms {
+        parts.push(format!("latency {} ms", num(ms)));
+    }
+    if let Some(c) = &v.comparison {
+        parts.push(format!("stable {}% errors", num(c.stable_rate_percent)));
+    }
     parts.push(format!("window {} s", v.window_seconds));
     parts.push(format!("{} datapoints", v.datapoints));
     format!("{status}: {}", parts.join(", "))
