@@ -12,7 +12,7 @@
 //! |---|---|
 //! | `store` | [`DeploymentStore`]: construction, the key of each object, JSON read/write |
 //! | `service` | [`ServiceRef`], the unit of versions and locking |
-//! | `lock` | take, read, release and break the lock ([`LockInfo`]) |
+//! | `lock` | take (or take over from an ended execution), renew, read, release and break the lock ([`LockInfo`], [`TakeLock`]) |
 //! | `state` | `state.json` ([`State`]): read-modify-write, adopting a stable version |
 //! | `records` | history records ([`Record`]): `begin`, progress, `finish_*`, `history` |
 //! | `manifests` | rendered manifests |
@@ -33,9 +33,9 @@
 //! | key | written by | content |
 //! |---|---|---|
 //! | `state.json` | `begin`, `finish_*`, `adopt_stable` (conditional `If-Match` read-modify-write) | [`State`] |
-//! | `history/<version>.json` | `begin`, `record_progress`, `finish_*` | [`Record`], one per deployment, keyed by version |
+//! | `history/<version>.json` | `begin`, `record_progress`, `finish_*` (`finish_recovered` for a stopped one) | [`Record`], one per deployment, keyed by version |
 //! | `manifests/<version>.yaml` | `put_manifest` | the rendered template of that version |
-//! | `lock.json` | `take_lock` (`If-None-Match: *`, or `If-Match` over a released marker), `release_lock` / `break_lock` (`If-Match: <token>`) | held or released marker |
+//! | `lock.json` | `take_lock` / `take_lock_as` (`If-None-Match: *`, or `If-Match` over a released marker or an ended holder's lock), `renew_lock`, `release_lock` / `break_lock` (`If-Match` on the ETag just read) | held or released marker |
 //! | `abort.json` | `request_abort` (`canary abort`); deleted by `begin` and `finish_*` | [`Abort`] |
 //!
 //! Times are Unix seconds. The JSON shapes:
@@ -52,8 +52,10 @@
 //!  "weight": 0, "max_weight": 20,
 //!  "verdicts": [{"status": "unhealthy", "errors": 12.0, "window_seconds": 600, "datapoints": 4, "reason": "..."}],
 //!  "manifest_key": "c1/yelb/yelb-appserver/manifests/4.yaml", "updated_at": 1767226800}
-//! // lock.json while held, then after release (or `canary unlock`: "by": "unlock by <who>")
+//! // lock.json while held (a terminal's `canary run` adds its lease, "expires_at"),
+//! // then after release (or `canary unlock`: "by": "unlock by <who>")
 //! {"state": "held", "execution": "arn:...:exec-7", "since": 1767225600, "nonce": "..."}
+//! {"state": "held", "execution": "web-local-1767225600", "since": 1767225600, "nonce": "...", "expires_at": 1767225660}
 //! {"state": "released", "execution": "arn:...:exec-7", "at": 1767226800, "by": "arn:...:exec-7"}
 //! // abort.json
 //! {"by": "alice", "reason": "bad release", "at": 1767226000}
@@ -61,14 +63,24 @@
 //!
 //! # The lock
 //!
-//! The lock token is the ETag of the `lock.json` that `take_lock` wrote. `lock.json` is
-//! never deleted: releasing writes a "released" marker with `If-Match: <token>`, so a
-//! release can tell "I released it already" (idempotent) from "someone broke or took
-//! it" ([`StoreError::LockLost`]). Taking a released lock is an `If-Match` on the marker;
+//! The lock token is the `nonce` of the `lock.json` that `take_lock` wrote: it names
+//! this take of the lock, and survives a lease renewal (which rewrites the object).
+//! `lock.json` is never deleted: releasing writes a "released" marker with `If-Match`
+//! on the ETag just read (after checking holder and token), so a release can tell "I
+//! released it already" (idempotent) from "someone broke or took it"
+//! ([`StoreError::LockLost`]). Taking a released lock is an `If-Match` on the marker;
 //! taking an absent one is `If-None-Match: *`. Either way exactly one of two concurrent
 //! takers wins; the other reads the holder and fails with [`StoreError::Locked`], having
 //! written nothing. The execution that holds the lock may take it again (a retried
-//! render-template) and gets the same token.
+//! render-template) and gets the same token. (Locks taken before the nonce was the
+//! token handed out their ETag as the token; it is still accepted.)
+//!
+//! Whether the holder still runs: a `canary run` in a terminal holds a lease
+//! (`expires_at`, renewed every third of it); a Step Functions execution holds none,
+//! and Step Functions says whether it runs. A recovery takes the lock over from a
+//! holder known to have ended ([`TakeLock::replacing`], a conditional write on what it
+//! read), restores the service and ends the orphaned record with
+//! [`DeploymentStore::finish_recovered`].
 //!
 //! # A deployment's calls
 //!
@@ -95,9 +107,9 @@ mod status;
 mod store;
 
 pub use error::{Cause, StoreError};
-pub use lock::LockInfo;
+pub use lock::{LockInfo, TakeLock};
 pub use objects::{MemoryObjects, Object, ObjectStore, PutCondition, PutResult};
-pub use records::{Begin, Finish, MAX_VERDICTS, Record};
+pub use records::{Begin, Finish, MAX_VERDICTS, Record, RecoveredEnd};
 pub use requests::Abort;
 pub use s3::S3Objects;
 pub use service::ServiceRef;

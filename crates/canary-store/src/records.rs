@@ -80,6 +80,24 @@ pub struct Finish {
     pub reason: String,
 }
 
+/// The end of a stopped deployment, for [`DeploymentStore::finish_recovered`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecoveredEnd<'a> {
+    /// Who recovers: the lock's holder now.
+    pub holder: &'a str,
+    /// Its lock token.
+    pub token: &'a str,
+    /// The deployment `state.json` says was in progress.
+    pub orphan: &'a InProgress,
+    /// Rolled back (the stable version serves again), or promoted (its cleanup had
+    /// already removed the stable version).
+    pub status: OutcomeStatus,
+    /// One sentence: "recovered from <execution>: stopped at 40% ...".
+    pub reason: &'a str,
+    /// Unix seconds.
+    pub now: i64,
+}
+
 impl Record {
     /// The record of a deployment that starts now: nothing shifted, no verdict yet.
     fn started(
@@ -325,6 +343,92 @@ impl DeploymentStore {
         self.release_lock(svc, &f.execution, &f.lock_token, f.ended_at)
             .await?;
         tracing::info!(service = %svc, execution = %f.execution, version = f.version, ?status, "deployment finished");
+        Ok(record)
+    }
+
+    /// Ends the deployment of an execution that stopped without finishing (recovery):
+    /// `end.orphan` is what `state.json` remembered of it. `end.holder` must hold the
+    /// lock with `end.token` (the recovery took it over); the lock is left to the caller. The
+    /// orphan's record is ended with `status` and `reason` (written first, so that a
+    /// retry finds it), then `state.json` forgets it (a promotion makes it stable). A
+    /// record that already has an outcome is left as it is: a retried recovery.
+    pub async fn finish_recovered(
+        &self,
+        svc: &ServiceRef,
+        end: &RecoveredEnd<'_>,
+    ) -> Result<Record, StoreError> {
+        let RecoveredEnd {
+            holder,
+            token,
+            orphan,
+            status,
+            reason,
+            now,
+        } = *end;
+        svc.check()?;
+        self.ensure_holder(svc, holder, Some(token)).await?;
+        let key = self.record_key(svc, orphan.version);
+        let record = match self.record(svc, orphan.version).await? {
+            Some(r) if r.execution != orphan.execution => {
+                return Err(StoreError::Inconsistent {
+                    key,
+                    problem: format!(
+                        "state.json says execution `{}` deploys version {}, but its record belongs to `{}`",
+                        orphan.execution, orphan.version, r.execution
+                    ),
+                });
+            }
+            Some(r) if r.outcome.is_some() => r,
+            existing => {
+                let mut r = match existing {
+                    Some(r) => r,
+                    None => {
+                        let state = self.state(svc).await?;
+                        let mut r = Record::started(
+                            orphan.version,
+                            &orphan.execution,
+                            &orphan.image,
+                            &state,
+                            orphan.started_at,
+                            self.manifest_key(svc, orphan.version),
+                        );
+                        r.previous_version = r.previous_version.filter(|v| *v != orphan.version);
+                        r
+                    }
+                };
+                let f = Finish {
+                    execution: orphan.execution.clone(),
+                    lock_token: token.to_owned(),
+                    version: orphan.version,
+                    image: orphan.image.clone(),
+                    started_at: orphan.started_at,
+                    ended_at: now,
+                    max_weight: r.max_weight,
+                    verdicts: Vec::new(),
+                    reason: reason.to_owned(),
+                };
+                r.end(&f, status);
+                self.write_json(&key, &r, PutCondition::Always).await?;
+                r
+            }
+        };
+        let f = Finish {
+            execution: orphan.execution.clone(),
+            lock_token: token.to_owned(),
+            version: orphan.version,
+            image: record.image.clone(),
+            started_at: orphan.started_at,
+            ended_at: now,
+            max_weight: record.max_weight,
+            verdicts: Vec::new(),
+            reason: reason.to_owned(),
+        };
+        let ended = record.outcome.as_ref().map_or(status, |o| o.status);
+        let image = record.image.clone();
+        self.update_state(svc, now, |s| Ok(end_state(s, &f, ended, &image)))
+            .await?;
+        self.clear_abort(svc).await?;
+        tracing::info!(service = %svc, orphan = %orphan.execution, version = orphan.version, by = holder, ?ended, "stopped deployment recovered");
         Ok(record)
     }
 

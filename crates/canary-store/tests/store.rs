@@ -6,10 +6,11 @@
 
 use std::sync::Arc;
 
+use canary_core::OutcomeStatus;
 use canary_core::{VerdictStatus, errors};
 use canary_store::{
-    Abort, DeploymentStore, Finish, MemoryObjects, ObjectStore, PutCondition, S3Objects,
-    ServiceRef, StoreError,
+    Abort, DeploymentStore, Finish, MemoryObjects, ObjectStore, PutCondition, RecoveredEnd,
+    S3Objects, ServiceRef, StoreError, TakeLock,
 };
 use canary_testkit::{MotoServer, unique_name};
 
@@ -521,17 +522,18 @@ async fn the_s3_layout_is_the_documented_one() {
         .send()
         .await
         .expect("get");
-    assert_eq!(
-        got.e_tag(),
-        Some(lock.token.as_str()),
-        "the lock token is the lock object's ETag"
-    );
     let body = got.body.collect().await.expect("body").into_bytes();
     let doc: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(
         (doc["state"].as_str(), doc["execution"].as_str()),
         (Some("held"), Some("exec-1"))
     );
+    assert_eq!(
+        doc["nonce"].as_str(),
+        Some(lock.token.as_str()),
+        "the lock token is the held lock's nonce"
+    );
+    assert!(doc.get("expires_at").is_none(), "no lease: {doc}");
 }
 
 #[tokio::test]
@@ -786,4 +788,215 @@ on_both_with_objects!(
     a_stray_key_under_history_is_an_error_naming_it_in_memory,
     a_stray_key_under_history_is_an_error_naming_it_on_moto_s3,
     stray_history_key
+);
+
+async fn leases(store: DeploymentStore) {
+    let svc = service();
+    let taken = store
+        .take_lock_as(
+            &svc,
+            &TakeLock {
+                execution: "web-local-1",
+                now: T0,
+                lease_secs: Some(60),
+                replacing: None,
+            },
+        )
+        .await
+        .expect("take with a lease");
+    assert_eq!(taken.expires_at, Some(T0 + 60));
+    assert!(!taken.lease_expired(T0 + 59) && taken.lease_expired(T0 + 60));
+    assert_eq!(store.lock(&svc).await.expect("lock"), Some(taken.clone()));
+
+    // Renewed: a later end, the same token, and the fence still passes.
+    let renewed = store
+        .renew_lock(&svc, "web-local-1", T0 + 20, 60)
+        .await
+        .expect("renew")
+        .expect("still held");
+    assert_eq!(renewed.expires_at, Some(T0 + 80));
+    assert_eq!(renewed.token, taken.token, "a renewal keeps the token");
+    store
+        .ensure_lock_held(&svc, "web-local-1", &taken.token)
+        .await
+        .expect("the fence passes after a renewal");
+    assert_eq!(
+        store
+            .renew_lock(&svc, "someone-else", T0 + 21, 60)
+            .await
+            .expect("renew"),
+        None,
+        "only the holder renews"
+    );
+
+    // Another execution is refused while the holder is not known to have ended...
+    let err = store
+        .take_lock(&svc, "exec-b", T0 + 100)
+        .await
+        .expect_err("held");
+    assert_eq!(err.error_type(), errors::SERVICE_LOCKED);
+    // ...and takes it over once it is.
+    let over = store
+        .take_lock_as(
+            &svc,
+            &TakeLock {
+                execution: "recover-b",
+                now: T0 + 100,
+                lease_secs: None,
+                replacing: Some("web-local-1"),
+            },
+        )
+        .await
+        .expect("take over");
+    assert_eq!(over.execution, "recover-b");
+    assert_eq!(over.expires_at, None);
+    // The old holder is fenced out, cannot renew, and cannot release.
+    let err = store
+        .ensure_lock_held(&svc, "web-local-1", &taken.token)
+        .await
+        .expect_err("fenced");
+    assert!(err.to_string().contains("recover-b"), "{err}");
+    assert_eq!(
+        store
+            .renew_lock(&svc, "web-local-1", T0 + 101, 60)
+            .await
+            .expect("renew"),
+        None
+    );
+    assert_eq!(
+        store
+            .release_lock(&svc, "web-local-1", &taken.token, T0 + 102)
+            .await
+            .expect_err("lost")
+            .error_type(),
+        errors::LOCK_LOST
+    );
+    // Taking over from a holder that is not the one named is refused.
+    let err = store
+        .take_lock_as(
+            &svc,
+            &TakeLock {
+                execution: "exec-c",
+                now: T0 + 110,
+                lease_secs: None,
+                replacing: Some("web-local-1"),
+            },
+        )
+        .await
+        .expect_err("recover-b holds it");
+    assert!(err.to_string().contains("recover-b"), "{err}");
+}
+on_both!(
+    a_lease_is_renewed_and_an_ended_holders_lock_is_taken_over_in_memory,
+    a_lease_is_renewed_and_an_ended_holders_lock_is_taken_over_on_moto_s3,
+    leases
+);
+
+async fn recovered(store: DeploymentStore) {
+    let svc = service();
+    // v1 promoted, then v2 stopped at 40%.
+    let l1 = store.take_lock(&svc, "exec-1", T0).await.expect("take");
+    store
+        .begin(&svc, "exec-1", "repo/app:1", T0)
+        .await
+        .expect("begin");
+    store
+        .finish_promoted(&svc, &finish("exec-1", &l1.token, 1, "promoted"))
+        .await
+        .expect("finish");
+    store
+        .take_lock(&svc, "exec-2", T0 + 700)
+        .await
+        .expect("take");
+    store
+        .begin(&svc, "exec-2", "repo/app:2", T0 + 700)
+        .await
+        .expect("begin");
+    store
+        .record_progress(&svc, "exec-2", 2, 40, None, T0 + 800)
+        .await
+        .expect("progress");
+    let orphan = store
+        .state(&svc)
+        .await
+        .expect("state")
+        .in_progress
+        .expect("v2 in progress");
+
+    // Only the lock's holder may write the recovery.
+    let err = store
+        .finish_recovered(
+            &svc,
+            &RecoveredEnd {
+                holder: "recover",
+                token: "no-token",
+                orphan: &orphan,
+                status: OutcomeStatus::RolledBack,
+                reason: "recovered from exec-2: stopped at 40%",
+                now: T0 + 900,
+            },
+        )
+        .await
+        .expect_err("not the holder");
+    assert_eq!(err.error_type(), errors::LOCK_LOST);
+
+    let lock = store
+        .take_lock_as(
+            &svc,
+            &TakeLock {
+                execution: "recover",
+                now: T0 + 900,
+                lease_secs: None,
+                replacing: Some("exec-2"),
+            },
+        )
+        .await
+        .expect("take over");
+    let reason = "recovered from exec-2: stopped at 40%";
+    for attempt in 0..2 {
+        let record = store
+            .finish_recovered(
+                &svc,
+                &RecoveredEnd {
+                    holder: "recover",
+                    token: &lock.token,
+                    orphan: &orphan,
+                    status: OutcomeStatus::RolledBack,
+                    reason,
+                    now: T0 + 900 + attempt,
+                },
+            )
+            .await
+            .expect("recovered");
+        assert_eq!(record.execution, "exec-2", "the record stays the orphan's");
+        assert_eq!(record.ended_at, Some(T0 + 900), "a retry rewrites nothing");
+        assert_eq!(record.weight, 0);
+        assert_eq!(record.max_weight, 40);
+        let outcome = record.outcome.expect("outcome");
+        assert_eq!(outcome.status, OutcomeStatus::RolledBack);
+        assert_eq!(outcome.reason, reason);
+    }
+    let state = store.state(&svc).await.expect("state");
+    assert_eq!(state.in_progress, None);
+    assert_eq!(state.stable_version, Some(1));
+    assert_eq!(state.version_counter, 2);
+    store
+        .release_lock(&svc, "recover", &lock.token, T0 + 901)
+        .await
+        .expect("release");
+    // The next deployment gets version 3.
+    store
+        .take_lock(&svc, "exec-3", T0 + 1000)
+        .await
+        .expect("take");
+    let next = store
+        .begin(&svc, "exec-3", "repo/app:3", T0 + 1000)
+        .await
+        .expect("begin");
+    assert_eq!((next.canary_version, next.stable_version), (3, Some(1)));
+}
+on_both!(
+    a_stopped_deployment_is_recorded_as_recovered_once_in_memory,
+    a_stopped_deployment_is_recorded_as_recovered_once_on_moto_s3,
+    recovered
 );
