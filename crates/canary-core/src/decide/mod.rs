@@ -10,6 +10,9 @@
 //! - `rollback.rs`: how to roll back (back to stable, remove a failed first deployment,
 //!   or complete a promotion when the stable version is gone), which errors roll back,
 //!   and the sentence the record keeps.
+//! - `recovery.rs`: a deployment that ended without finishing — whether the lock's
+//!   holder still runs (its lease, or what Step Functions says), what restores the
+//!   service, and the sentence its record keeps.
 //! - `promotion.rs`: the sentence of a promotion.
 //! - `finish.rs`: the document once a deployment has ended.
 //!
@@ -21,8 +24,10 @@ pub mod finish;
 pub mod holds;
 pub mod promotion;
 pub mod readiness;
+pub mod recovery;
 pub mod rollback;
 pub mod shift;
 
 pub use readiness::{NotReady, ReadyProbe};
+pub use recovery::{HolderState, NoSafeVersion, RecoveryPlan};
 pub use rollback::{NothingCanServe, RollbackPlan};
