@@ -4,6 +4,9 @@
 //!
 //! Its simulated traffic (`--traffic`, `--error-rate`, `--latency`) is what its
 //! `GET /metrics` reports, so a Prometheus scraping it can judge a canary by hand.
+//!
+//! Like a real cluster, it refuses objects in a namespace that does not exist
+//! (`kubectl create namespace yelb` first).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -238,7 +241,8 @@ pub async fn serve_cluster_sim(args: &ClusterSimArgs) -> Result<(), CliError> {
     let config = SimConfig::new(
         Arc::new(canary_core::clock::SystemClock),
         Duration::from_secs_f64(args.ready_delay),
-    );
+    )
+    .with_strict_namespaces();
     let sim = SimCluster::new(config);
     let traffic = apply_traffic(&sim, args);
     let server = sim

@@ -43,7 +43,35 @@ impl SimProcess {
             assert!(Instant::now() < deadline, "cluster-sim wrote no kubeconfig");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child, dir }
+        let sim = Self { child, dir };
+        sim.create_namespace("yelb");
+        sim
+    }
+
+    /// Creates a namespace, as a person does with `kubectl create namespace` before
+    /// deploying to it (the simulated cluster, like a real one, refuses objects in a
+    /// namespace that does not exist). On its own thread and runtime, so it can be
+    /// called from sync and async tests alike.
+    fn create_namespace(&self, name: &str) {
+        let kubeconfig = self.kubeconfig();
+        let namespace = serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name }
+        });
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let cluster =
+                    Cluster::from_kubeconfig_file(&kubeconfig, None, RequestPolicy::default())
+                        .await
+                        .unwrap();
+                cluster.apply(&[namespace]).await.unwrap();
+            });
+        })
+        .join()
+        .unwrap();
     }
 
     fn kubeconfig(&self) -> PathBuf {
