@@ -204,6 +204,57 @@ fn kubectl_lists_deployments_on_canary_cluster_sim() {
     );
 }
 
+#[test]
+fn kubectl_creates_a_namespace_on_canary_cluster_sim_and_objects_need_one() {
+    if !kubectl_available() {
+        return;
+    }
+    let sim = SimProcess::start();
+    let kubectl = |args: &[&str]| {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(sim.kubeconfig())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let created = kubectl(&["create", "namespace", "shop"]);
+    assert!(created.status.success(), "{}", text(&created));
+    assert_eq!(
+        String::from_utf8_lossy(&created.stdout).trim(),
+        "namespace/shop created"
+    );
+    let listed = kubectl(&["get", "namespaces", "-o", "name"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    let names: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    for ns in ["namespace/default", "namespace/shop", "namespace/yelb"] {
+        assert!(names.iter().any(|n| n == ns), "{ns} missing: {names:?}");
+    }
+    let refused = kubectl(&[
+        "create",
+        "configmap",
+        "cm",
+        "-n",
+        "nope",
+        "--dry-run=client",
+        "-o",
+        "json",
+    ]);
+    assert!(refused.status.success(), "{}", text(&refused));
+    let manifest = sim.dir.path().join("cm.json");
+    std::fs::write(&manifest, &refused.stdout).unwrap();
+    let applied = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert_eq!(applied.status.code(), Some(1), "{}", text(&applied));
+    assert!(
+        String::from_utf8_lossy(&applied.stderr).contains("namespaces \"nope\" not found"),
+        "{}",
+        text(&applied)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn canary_run_deploys_a_first_version_and_then_promotes_a_canary_on_canary_cluster_sim() {
     let sim = SimProcess::start();
