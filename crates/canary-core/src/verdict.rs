@@ -123,6 +123,10 @@ pub struct Rules<'a> {
     pub latency: Option<LatencyRule>,
     /// `metrics.compare_to_stable`.
     pub compare: Option<CompareRule>,
+    /// The stable version's numbers from its last window with enough requests (the
+    /// previous verdict's), compared against when it serves too little now: at 100%
+    /// during the bake, or at a step where its share is small.
+    pub stable_baseline: Option<Counts>,
 }
 
 impl<'a> Rules<'a> {
@@ -133,7 +137,15 @@ impl<'a> Rules<'a> {
             max_errors: spec.failure_threshold_value,
             latency: spec.metrics.latency,
             compare: spec.metrics.compare,
+            stable_baseline: None,
         }
+    }
+
+    /// The same rules, comparing against `baseline` when the stable version's own
+    /// window holds too few requests.
+    pub fn with_baseline(mut self, baseline: Option<Counts>) -> Self {
+        self.stable_baseline = baseline;
+        self
     }
 
     /// Only the top-level rules (no latency, no comparison).
@@ -143,6 +155,7 @@ impl<'a> Rules<'a> {
             max_errors,
             latency: None,
             compare: None,
+            stable_baseline: None,
         }
     }
 
@@ -188,12 +201,18 @@ pub fn judge_rules(
     let error_rate = requests.filter(|r| *r > 0.0).map(|r| errors / r * 100.0);
     let window = window_seconds;
     let latency = rules.latency.and_then(|l| obs.latency_ms.map(|ms| (l, ms)));
-    let comparison = match (rules.compare, obs.stable) {
+    let (stable, from_baseline) = stable_to_compare(rules, obs.stable);
+    let comparison = match (rules.compare, stable) {
         (Some(rule), Some(stable)) => {
             let canary = Counts::new(requests.unwrap_or(0.0), errors);
             Some((rule, compare(canary, stable, &rule)))
         }
         _ => None,
+    };
+    let baseline_note = if from_baseline {
+        " (the stable version's numbers from its last window with enough requests: it serves too few now)"
+    } else {
+        ""
     };
     let seen = match requests {
         Some(r) => format!(
@@ -256,7 +275,7 @@ pub fn judge_rules(
     {
         (
             VerdictStatus::Unhealthy,
-            format!("{seen}; {}", c.sentence(rule)),
+            format!("{seen}; {}{baseline_note}", c.sentence(rule)),
         )
     } else if let Some(min) = health.min_request_count
         && requests.unwrap_or(0.0) < min as f64
@@ -283,7 +302,7 @@ pub fn judge_rules(
         match &comparison {
             Some((rule, c)) => (
                 VerdictStatus::Healthy,
-                format!("{fine}; {}", c.sentence(rule)),
+                format!("{fine}; {}{baseline_note}", c.sentence(rule)),
             ),
             None => (VerdictStatus::Healthy, format!("{fine}: within thresholds")),
         }
@@ -298,8 +317,22 @@ pub fn judge_rules(
         version,
         latency_ms: latency.map(|(_, ms)| ms),
         comparison: comparison.map(|(_, c)| c),
-        stable: obs.stable.filter(|_| rules.compare.is_some()),
+        stable: stable.filter(|_| rules.compare.is_some()),
         reason,
+    }
+}
+
+/// The stable numbers a comparison uses: this window's, or the baseline when this
+/// window holds too few requests and the baseline enough (and whether it was the
+/// baseline).
+fn stable_to_compare(rules: &Rules<'_>, now: Option<Counts>) -> (Option<Counts>, bool) {
+    let (Some(rule), Some(current)) = (rules.compare, now) else {
+        return (now, false);
+    };
+    let enough = rule.min_requests.max(1.0);
+    match rules.stable_baseline {
+        Some(b) if current.requests < enough && b.requests >= enough => (Some(b), true),
+        _ => (Some(current), false),
     }
 }
 

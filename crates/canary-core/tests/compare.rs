@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use canary_core::compare::{Counts, fisher_greater, z_test_greater};
+use canary_core::compare::{Counts, binomial_greater, fisher_greater, z_test_greater};
 
 /// (canary requests, canary errors, stable requests, stable errors, margin as a fraction)
 const Z_CASES: &[(f64, f64, f64, f64, f64)] = &[
@@ -29,9 +29,18 @@ const FISHER_CASES: &[(f64, f64, f64, f64)] = &[
     (300.0, 1.0, 3000.0, 2.0),
 ];
 
+/// (canary requests, canary errors, the rate tested against)
+const BINOMIAL_CASES: &[(f64, f64, f64)] = &[
+    (20.0, 1.0, 0.02),
+    (40.0, 3.0, 0.02),
+    (60.0, 9.0, 0.01),
+    (25.0, 0.0, 0.05),
+    (120.0, 6.0, 0.011),
+];
+
 const SCIPY: &str = r#"
 import json, math, sys
-from scipy.stats import norm, fisher_exact
+from scipy.stats import norm, fisher_exact, binom
 cases = json.load(sys.stdin)
 out = {"z": [], "fisher": []}
 for nc, ec, ns, es, m in cases["z"]:
@@ -46,11 +55,14 @@ for nc, ec, ns, es, m in cases["z"]:
 for nc, ec, ns, es in cases["fisher"]:
     table = [[int(ec), int(nc - ec)], [int(es), int(ns - es)]]
     out["fisher"].append(float(fisher_exact(table, alternative="greater")[1]))
+out["binomial"] = [1.0 if x == 0 else float(binom.sf(int(x) - 1, int(n), p)) for n, x, p in cases["binomial"]]
 print(json.dumps(out))
 "#;
 
 fn scipy_answers() -> serde_json::Value {
-    let input = serde_json::json!({"z": Z_CASES, "fisher": FISHER_CASES}).to_string();
+    let input =
+        serde_json::json!({"z": Z_CASES, "fisher": FISHER_CASES, "binomial": BINOMIAL_CASES})
+            .to_string();
     let mut child = Command::new("python3")
         .args(["-c", SCIPY])
         .stdin(std::process::Stdio::piped())
@@ -95,6 +107,14 @@ fn z_and_exact_tests_agree_with_scipy() {
         assert!(
             close(ours, theirs),
             "fisher case {i}: ours {ours}, scipy {theirs}"
+        );
+    }
+    for (i, &(n, x, p)) in BINOMIAL_CASES.iter().enumerate() {
+        let ours = binomial_greater(Counts::new(n, x), p);
+        let theirs = golden["binomial"][i].as_f64().unwrap();
+        assert!(
+            close(ours, theirs),
+            "binomial case {i}: ours {ours}, scipy {theirs}"
         );
     }
 }

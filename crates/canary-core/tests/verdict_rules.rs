@@ -158,3 +158,47 @@ fn small_counts_are_compared_with_the_exact_test() {
     assert_eq!(v.status, VerdictStatus::Unhealthy, "{}", v.reason);
     assert!(v.reason.contains("Fisher's exact test"), "{}", v.reason);
 }
+
+#[test]
+fn at_100_percent_the_canary_is_compared_with_the_stable_versions_last_window() {
+    let s = spec(json!({"metrics": prometheus(json!({"compare_to_stable": true}))}));
+    // During the bake the stable version serves nothing.
+    let mut o = obs(3000.0, 240.0);
+    o.stable = Some(Counts::new(0.0, 0.0));
+    let without = judge_rules(&Rules::of(&s), 60, Some(2), &o);
+    assert_eq!(without.status, VerdictStatus::Hold, "{}", without.reason);
+    let baseline = Some(Counts::new(12_000.0, 120.0));
+    let v = judge_rules(&Rules::of(&s).with_baseline(baseline), 60, Some(2), &o);
+    assert_eq!(v.status, VerdictStatus::Unhealthy, "{}", v.reason);
+    assert!(
+        v.reason.contains("last window with enough requests"),
+        "{}",
+        v.reason
+    );
+    // The verdict carries the baseline on, for the next check.
+    assert_eq!(v.stable, baseline);
+    // A canary as good as the baseline passes.
+    let good = obs(3000.0, 30.0);
+    let mut g = good.clone();
+    g.stable = Some(Counts::new(0.0, 0.0));
+    let v = judge_rules(&Rules::of(&s).with_baseline(baseline), 60, Some(2), &g);
+    assert_eq!(v.status, VerdictStatus::Healthy, "{}", v.reason);
+}
+
+#[test]
+fn rate_rules_lift_the_default_count_and_comparisons_hold_by_default() {
+    let rate = spec(json!({"max_error_rate": 2}));
+    assert_eq!(
+        rate.failure_threshold_value,
+        canary_core::spec::NO_COUNT_LIMIT
+    );
+    let v = judge_rules(&Rules::of(&rate), 60, None, &obs(1000.0, 5.0));
+    assert_eq!(v.status, VerdictStatus::Healthy, "{}", v.reason);
+    let compared =
+        spec(json!({"metrics": prometheus(json!({"compare_to_stable": true})), "max_holds": 5}));
+    assert_eq!(compared.health.no_data, canary_core::NoDataPolicy::Hold);
+    assert_eq!(compared.health.max_holds, 5);
+    let plain = spec(json!({}));
+    assert_eq!(plain.health.no_data, canary_core::NoDataPolicy::Fail);
+    assert_eq!(plain.failure_threshold_value, 0.0);
+}

@@ -50,6 +50,20 @@ pub async fn check(
     stable_version: Option<u32>,
     now_secs: i64,
 ) -> Result<Verdict, MetricsError> {
+    check_against(source, spec, canary_version, stable_version, None, now_secs).await
+}
+
+/// [`check`], comparing against `stable_baseline` (the stable version's numbers from
+/// the previous verdict) when the stable version serves too few requests in this
+/// window: at 100% during the bake, or at a step where its share is small.
+pub async fn check_against(
+    source: &dyn MetricsSource,
+    spec: &DeploySpec,
+    canary_version: u32,
+    stable_version: Option<u32>,
+    stable_baseline: Option<canary_core::compare::Counts>,
+    now_secs: i64,
+) -> Result<Verdict, MetricsError> {
     let q =
         HealthQuery::for_check(spec, canary_version, now_secs).with_stable(spec, stable_version);
     if let Some(why) = source.disabled() {
@@ -57,7 +71,12 @@ pub async fn check(
         return Ok(Verdict::checks_disabled(q.judged_version(), why));
     }
     let obs = source.observe(&q).await?;
-    let verdict = judge_observation(spec, &q, &obs);
+    let verdict = canary_core::verdict::judge_rules(
+        &Rules::of(spec).with_baseline(stable_baseline),
+        q.window_seconds(),
+        q.judged_version(),
+        &obs,
+    );
     tracing::info!(
         service = %q.service,
         canary_version,

@@ -21,9 +21,17 @@ pub async fn run(services: &Services, mut task: Task) -> Result<Task, HandlerErr
     let verdict = match services.store.abort_requested(&svc).await? {
         Some(abort) => Verdict::aborted(version, &abort.by, &abort.reason),
         None => {
-            let stable = task.deployment.stable_version;
-            canary_metrics::check(services.metrics.as_ref(), &task.spec, version, stable, now)
-                .await?
+            let d = &task.deployment;
+            let baseline = d.verdict.as_ref().and_then(|v| v.stable);
+            canary_metrics::check_against(
+                services.metrics.as_ref(),
+                &task.spec,
+                version,
+                d.stable_version,
+                baseline,
+                now,
+            )
+            .await?
         }
     };
     let d = &task.deployment;

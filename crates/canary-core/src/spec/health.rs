@@ -15,8 +15,15 @@ pub(super) fn parse_health(r: &mut Reader<'_>, service: Option<&str>) -> HealthS
     let v = r.get("min_request_count");
     let min_request_count = r.integer("min_request_count", v, 1, 1_000_000_000_000, " requests");
 
+    let compares = r
+        .get("metrics")
+        .and_then(|m| m.get("compare_to_stable"))
+        .is_some_and(|c| c != &Value::Bool(false));
     let v = r.get("no_data");
     let no_data = match r.string("no_data", v) {
+        // Too few requests to compare is usual in a step's first checks at low
+        // traffic: without a `no_data` of their own, comparisons wait for more.
+        None if compares => NoDataPolicy::Hold,
         None => NoDataPolicy::default(),
         Some(s) => match s {
             "fail" => NoDataPolicy::Fail,
@@ -33,10 +40,6 @@ pub(super) fn parse_health(r: &mut Reader<'_>, service: Option<&str>) -> HealthS
             }
         },
     };
-    let compares = r
-        .get("metrics")
-        .and_then(|m| m.get("compare_to_stable"))
-        .is_some_and(|c| c != &Value::Bool(false));
     if v.is_some()
         && min_request_count.is_none()
         && r.get("min_request_count").is_none()

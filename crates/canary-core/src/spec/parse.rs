@@ -84,12 +84,15 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
     if let (Some(rule), Some(min)) = (metrics.compare.as_mut(), health.min_request_count) {
         rule.min_requests = min as f64;
     }
-    let failure_threshold_value = match (&metrics.compare, r.get("failure_threshold_value")) {
-        // Judged against the stable version, a count of errors is no rule unless the
-        // user asked for one: a noisy stable version must not fail a good canary.
-        (Some(_), None) => NO_COUNT_LIMIT,
+    // Judged on a rate or against the stable version, a count of errors is no rule
+    // unless the user asked for one: the default count of 0 would fail a canary on its
+    // first error whatever the rate, and a noisy stable version must not fail a good one.
+    let rate_rules = metrics.compare.is_some() || health.max_error_rate.is_some();
+    let failure_threshold_value = match (rate_rules, r.get("failure_threshold_value")) {
+        (true, None) => NO_COUNT_LIMIT,
         _ => failure_threshold_value,
     };
+
     if metrics.compare.is_some()
         && matches!(metrics.source, SourceSpec::CloudWatch { .. })
         && health.version_dimension.is_none()
