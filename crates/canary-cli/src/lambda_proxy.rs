@@ -190,6 +190,9 @@ pub async fn services(args: &ProxyArgs) -> Result<Services, ProxyError> {
         metrics: Arc::new(CloudWatchMetrics::new(&sdk)?),
         clusters: Arc::new(FixedCluster(cluster)),
         clock: Arc::new(SystemClock),
+        // Whether a lock's holder still runs: moto's Step Functions, as AWS's for the
+        // Lambda functions.
+        holders: canary_lambda::Holders::step_functions(&sdk),
     })
 }
 

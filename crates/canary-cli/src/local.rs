@@ -4,8 +4,8 @@
 //!
 //! [`LocalInvoker`] maps the definition's Task resources to the six handlers;
 //! [`FaultyInvoker`] wraps it to inject a returned error, a timeout (the handler ran, its
-//! answer was lost) or a crash (the handler did not finish) into chosen calls, for the
-//! fault matrix; [`SimMetricsSource`] feeds the health check from the simulated traffic.
+//! answer was lost), a crash (the handler did not finish), a broken lock or a stopped
+//! execution into chosen calls, for the fault matrix; [`SimMetricsSource`] feeds the health check from the simulated traffic.
 
 use std::sync::Mutex;
 
@@ -128,6 +128,10 @@ pub enum FaultKind {
     /// Someone runs `canary unlock` on the service just before the call, which then
     /// runs as usual (the execution goes on without its lock).
     LockBroken,
+    /// The execution is stopped just before the call (StopExecution, a timed-out
+    /// execution, a killed terminal): the call never runs and
+    /// [`FaultyInvoker::stopped`] is notified, for the runner to drop the execution.
+    Stop,
 }
 
 /// One injected fault: the `nth` call (1-based) of `function` fails as `kind`, and so
@@ -149,6 +153,7 @@ pub struct FaultyInvoker {
     /// The cluster whose writes are counted when a lock is broken.
     sim: Option<SimCluster>,
     writes_at_break: Mutex<Option<usize>>,
+    stopped: tokio::sync::Notify,
 }
 
 impl FaultyInvoker {
@@ -160,7 +165,13 @@ impl FaultyInvoker {
             calls: Mutex::new(Vec::new()),
             sim: None,
             writes_at_break: Mutex::new(None),
+            stopped: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Notified when a [`FaultKind::Stop`] fault stops the execution.
+    pub fn stopped(&self) -> &tokio::sync::Notify {
+        &self.stopped
     }
 
     /// Counts `sim`'s writes when a [`FaultKind::LockBroken`] fault breaks the lock.
@@ -227,6 +238,10 @@ impl TaskInvoker for FaultyInvoker {
                     at.get_or_insert(sim.write_count());
                 }
                 self.inner.invoke(resource, input).await
+            }
+            Some(FaultKind::Stop) => {
+                self.stopped.notify_one();
+                std::future::pending().await
             }
             Some(FaultKind::Crash) => Err(TaskError::new(
                 "Lambda.Unknown",

@@ -1,6 +1,7 @@
-//! The fault matrix: every task state x {returned error, timeout, crash} and lock
-//! contention, each ending with all traffic on one healthy version, no leftover objects,
-//! the lock released and the record written.
+//! The fault matrix: every task state x {returned error, timeout, crash, unlocked then
+//! continued, stopped then recovered} and lock contention, each ending with all traffic
+//! on one healthy version, no leftover objects, the lock released and the record
+//! written.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,11 +12,12 @@ async fn every_cell_of_the_fault_matrix_ends_whole_on_one_version() {
     let cells = run_matrix().await;
     let text = matrix_text(&cells);
     println!("{text}");
-    // Three faults per state, two scenarios, and an unlock before every task but the
-    // first (render-template takes the lock).
+    // Three faults per state, two scenarios, an unlock and a stop before every task but
+    // the first (render-template takes the lock), and a stop recovered by the next
+    // deployment.
     assert_eq!(
         cells.len(),
-        TASK_STATES.len() * 3 + 2 + (TASK_STATES.len() - 1)
+        TASK_STATES.len() * 3 + 2 + 2 * (TASK_STATES.len() - 1) + 1
     );
     let failed: Vec<String> = cells
         .iter()

@@ -66,6 +66,7 @@ async fn proxy() -> String {
         metrics: Arc::new(SimMetricsSource::new(sim.clone(), "default")),
         clusters: Arc::new(FixedCluster(cluster)),
         clock: Arc::new(SystemClock),
+        holders: canary_lambda::Holders::none(),
     };
     let forward = echo().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

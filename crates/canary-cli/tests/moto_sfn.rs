@@ -444,6 +444,7 @@ impl LocalStack {
             metrics: Arc::new(SimMetricsSource::new(sim.clone(), NAMESPACE)),
             clusters: Arc::new(FixedCluster(cluster)),
             clock: Arc::new(clock.clone()),
+            holders: canary_lambda::Holders::none(),
         };
         Self {
             sim,

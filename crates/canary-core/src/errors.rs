@@ -34,11 +34,16 @@ pub enum ErrorName {
     StoreError,
     /// A bug: an invariant did not hold.
     Internal,
+    /// render-template found the service left behind by an execution that ended
+    /// without finishing (stopped, timed out, failed, or unlocked): it touched nothing,
+    /// and the state machine restores the service first (`RecoverService`), then
+    /// renders again.
+    RecoveryNeeded,
 }
 
 impl ErrorName {
     /// Every name, in the order of the state machine's documentation.
-    pub const ALL: [ErrorName; 13] = [
+    pub const ALL: [ErrorName; 14] = [
         Self::InvalidInput,
         Self::ServiceLocked,
         Self::LockLost,
@@ -52,6 +57,7 @@ impl ErrorName {
         Self::StoreTransient,
         Self::StoreError,
         Self::Internal,
+        Self::RecoveryNeeded,
     ];
 
     /// The exact `errorType` string.
@@ -70,6 +76,7 @@ impl ErrorName {
             Self::StoreTransient => "StoreTransient",
             Self::StoreError => "StoreError",
             Self::Internal => "Internal",
+            Self::RecoveryNeeded => "RecoveryNeeded",
         }
     }
 
@@ -166,6 +173,9 @@ pub const STORE_TRANSIENT: &str = ErrorName::StoreTransient.as_str();
 pub const STORE_ERROR: &str = ErrorName::StoreError.as_str();
 /// A bug: an invariant did not hold.
 pub const INTERNAL: &str = ErrorName::Internal.as_str();
+/// render-template found a service left behind by an execution that ended: recover it
+/// first.
+pub const RECOVERY_NEEDED: &str = ErrorName::RecoveryNeeded.as_str();
 
 /// Every error name our functions can return (the strings of [`ErrorName::ALL`]).
 pub const ALL: &[&str] = &[
@@ -182,6 +192,7 @@ pub const ALL: &[&str] = &[
     STORE_TRANSIENT,
     STORE_ERROR,
     INTERNAL,
+    RECOVERY_NEEDED,
 ];
 
 /// Errors that are worth retrying with backoff before giving up.

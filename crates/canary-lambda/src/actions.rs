@@ -192,23 +192,33 @@ pub async fn kinds_of_version(
     current: Vec<(String, String)>,
 ) -> Result<Vec<(String, String)>, HandlerError> {
     let mut kinds = current;
-    if let Some(manifest) = store.manifest(service, version).await? {
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&manifest).map_err(|e| {
-            let key = store.manifest_key(service, version);
-            HandlerError::caused_by(ErrorName::StoreError, e).context(&format!(
-                "the stored manifest `{key}` of version {version} is not YAML"
-            ))
-        })?;
-        for d in docs {
-            if let (Some(a), Some(k)) = (d["apiVersion"].as_str(), d["kind"].as_str()) {
-                let pair = (a.to_owned(), k.to_owned());
-                if !kinds.contains(&pair) {
-                    kinds.push(pair);
-                }
+    if let Some(docs) = manifest_objects(store, service, version).await? {
+        for pair in crate::recover::kinds_of(&docs) {
+            if !kinds.contains(&pair) {
+                kinds.push(pair);
             }
         }
     }
     Ok(kinds)
+}
+
+/// The objects of `version`'s stored manifest (`None`: no manifest was stored). One
+/// that is not YAML is a `StoreError` naming its key.
+pub(crate) async fn manifest_objects(
+    store: &DeploymentStore,
+    service: &ServiceRef,
+    version: u32,
+) -> Result<Option<Vec<Value>>, HandlerError> {
+    let Some(manifest) = store.manifest(service, version).await? else {
+        return Ok(None);
+    };
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&manifest).map_err(|e| {
+        let key = store.manifest_key(service, version);
+        HandlerError::caused_by(ErrorName::StoreError, e).context(&format!(
+            "the stored manifest `{key}` of version {version} is not YAML"
+        ))
+    })?;
+    Ok(Some(docs))
 }
 
 #[cfg(test)]

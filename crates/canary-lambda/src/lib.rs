@@ -4,7 +4,9 @@
 //! [`RenderInput`]), the error every handler returns with its [`ErrorName`]
 //! (`error.rs`), the I/O sequences the handlers share (`actions.rs`: keep one version,
 //! remove a first deployment, finish a deployment), how a cluster is reached
-//! (`connect.rs`) and the `lambda_runtime` loop with JSON logs (`runtime.rs`).
+//! (`connect.rs`), whether a lock's holder still runs and how this process holds a lock
+//! (`holders.rs`), the recovery of a deployment that ended without finishing
+//! (`recover.rs`) and the `lambda_runtime` loop with JSON logs (`runtime.rs`).
 //!
 //! The handlers themselves live in their own crates (render-template, deploy-canary,
 //! shift-weights, health-check, rollback, cleanup): each has a typed
@@ -18,6 +20,8 @@ mod actions;
 mod connect;
 mod error;
 mod event;
+pub mod holders;
+pub mod recover;
 pub mod runtime;
 
 use std::sync::Arc;
@@ -30,6 +34,8 @@ pub use actions::{kinds_of_version, rerender};
 pub use connect::{ClusterConnector, EksConnector, FixedCluster};
 pub use error::{Cause, HandlerError};
 pub use event::{RenderInput, Task, handle_render, handle_task};
+pub use holders::{ExecutionLookup, Holders, NoLookup, StepFunctionsLookup};
+pub use recover::{RecoverRequest, Recovery, recover};
 
 /// Everything a handler talks to. Built once per cold start (or once per local run).
 #[derive(Debug, Clone)]
@@ -42,6 +48,9 @@ pub struct Services {
     pub clusters: Arc<dyn ClusterConnector>,
     /// Now.
     pub clock: Arc<dyn Clock>,
+    /// How this process's executions hold a lock (a lease or none), and how to tell
+    /// whether another holder still runs.
+    pub holders: Holders,
 }
 
 /// The result every handler's JSON entry point returns.

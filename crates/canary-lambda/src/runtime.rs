@@ -22,7 +22,7 @@ use canary_store::DeploymentStore;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-use crate::{ClusterConnector, EksConnector, FixedCluster, HandlerError, Services};
+use crate::{ClusterConnector, EksConnector, FixedCluster, HandlerError, Holders, Services};
 
 /// The default key prefix of the records in the state bucket.
 pub const DEFAULT_STATE_PREFIX: &str = "state";
@@ -64,6 +64,7 @@ pub async fn services_from_env() -> Result<Services, HandlerError> {
         metrics: Arc::new(metrics),
         clusters,
         clock: Arc::new(SystemClock),
+        holders: Holders::step_functions(&sdk),
     })
 }
 

@@ -187,6 +187,14 @@ impl World {
         if resource == RENDER {
             return self.render(input);
         }
+        if resource == ROLLBACK && input.get("recover").is_some() {
+            // RecoverService: deploy.json as the execution's input, and the execution.
+            let request = &input["recover"];
+            if request["deploy"] != deploy_json() || !request["execution"].is_string() {
+                return Err(internal(format!("a recovery request of {input}")));
+            }
+            return Ok(json!({"recovery": "recovered", "summary": "recovered from other"}));
+        }
         let error_cause = input
             .pointer("/error/Cause")
             .and_then(Value::as_str)
@@ -517,6 +525,52 @@ async fn a_locked_service_fails_at_render_without_touching_anything() {
 }
 
 #[tokio::test]
+async fn a_service_left_behind_is_recovered_first_then_rendered_again_from_the_same_input() {
+    let execution = run(Script {
+        faults: vec![(RENDER, "RecoveryNeeded", 1)],
+        ..healthy()
+    })
+    .await;
+    assert_eq!(execution.status, Status::Succeeded);
+    assert_eq!(
+        execution.path()[..4],
+        [
+            "RenderTemplate",
+            "RecoverService",
+            "RenderTemplate",
+            "DeployCanary"
+        ]
+    );
+    assert_eq!(execution.attempts("RenderTemplate"), 2);
+    // The recovery's answer is discarded: the document is deploy.json plus deployment.
+    assert_eq!(execution.output["microservice_name"], "yelb-appserver");
+    assert!(
+        execution.output.get("error").is_none(),
+        "{}",
+        execution.output
+    );
+}
+
+#[tokio::test]
+async fn a_recovery_that_fails_ends_recovery_failed_with_its_cause() {
+    let execution = run(Script {
+        faults: vec![
+            (RENDER, "RecoveryNeeded", 1),
+            (ROLLBACK, "KubeError", u32::MAX),
+        ],
+        ..healthy()
+    })
+    .await;
+    let (error, cause) = failure(&execution);
+    assert_eq!(error, "KubeError");
+    assert!(cause.contains("injected KubeError"), "{cause}");
+    assert_eq!(
+        execution.path(),
+        vec!["RenderTemplate", "RecoverService", "RecoveryFailed"]
+    );
+}
+
+#[tokio::test]
 async fn a_lost_lock_mid_deployment_stops_without_rollback() {
     let execution = run(Script {
         faults: vec![(HEALTH, "LockLost", 1)],
@@ -710,7 +764,12 @@ fn every_error_name_the_definition_matches_exists_and_every_error_is_handled() {
 fn after_the_render_every_error_that_core_says_rolls_back_is_caught_into_rollback() {
     let definition = definition();
     for (state_name, state) in tasks(&definition) {
-        if state_name == "RenderTemplate" || state_name == "Rollback" {
+        // RenderTemplate and RecoverService come before this deployment began: nothing
+        // of it to roll back.
+        if state_name == "RenderTemplate"
+            || state_name == "RecoverService"
+            || state_name == "Rollback"
+        {
             continue;
         }
         for name in ErrorName::ALL {
@@ -783,6 +842,7 @@ fn every_task_retries_transient_errors_and_keeps_its_hands_off_a_service_it_does
         assert_eq!(last["ErrorEquals"], json!(["States.ALL"]), "{name}");
         let expected = match name.as_str() {
             "RenderTemplate" => "RenderFailed",
+            "RecoverService" => "RecoveryFailed",
             "Rollback" => "RollbackFailed",
             _ => "Rollback",
         };

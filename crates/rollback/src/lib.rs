@@ -11,6 +11,18 @@
 //!
 //! Idempotent: a retry after a timeout finds the route already on stable (no write) and
 //! the objects already gone.
+//!
+//! The same function restores a service whose deployment ended without finishing
+//! ([`recovery`]; `canary_lambda::recover` does the work), on two other inputs:
+//! - `{"recover": {"deploy": <deploy.json>, "execution": "<execution ARN>"}}`: the
+//!   state machine's `RecoverService` state, after render-template found the lock held
+//!   by an execution that has ended (or a deployment left in progress without its lock);
+//! - the EventBridge event "Step Functions Execution Status Change" of an execution that
+//!   ended ABORTED or TIMED_OUT (the shared stack's rule): the service is that of the
+//!   event's `detail.input` (the execution's deploy.json), recovered only if that
+//!   execution left its lock or its deployment behind.
+
+pub mod recovery;
 
 use canary_core::decide::NothingCanServe;
 use canary_core::decide::rollback::{RollbackPlan, completed_promotion_reason, rolled_back_reason};
@@ -18,8 +30,12 @@ use canary_core::execution::OutcomeStatus;
 use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task};
 use serde_json::Value;
 
-/// Runs the task on its JSON input.
+/// Runs the task on its JSON input: a rollback (the execution document), or a recovery
+/// (a `recover` request or an EventBridge event, see the crate docs).
 pub async fn handle(services: &Services, input: Value) -> HandlerResult {
+    if let Some(request) = recovery::Input::of(&input)? {
+        return recovery::run(services, request).await;
+    }
     handle_task(input, |task| run(services, task)).await
 }
 

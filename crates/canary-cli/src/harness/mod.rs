@@ -13,14 +13,18 @@
 pub mod checks;
 pub mod fixtures;
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
+use canary_core::decide::recovery::ExecutionState;
 
 use canary_core::clock::{Clock, ManualClock};
 use canary_kube::{Cluster, RequestPolicy};
-use canary_lambda::{FixedCluster, Services};
+use canary_lambda::{ExecutionLookup, FixedCluster, Holders, Services};
 use canary_sfn::{Executor, Observer, TaskInvoker};
 use canary_sim::{SimCluster, SimConfig, SimServer, kubeconfig_yaml};
 use canary_store::{DeploymentStore, ServiceRef};
@@ -69,8 +73,74 @@ pub struct DemoEnv {
     pub executor: Executor,
     /// The kubeconfig of the served simulator.
     pub kubeconfig: String,
+    /// Which of this environment's executions run (what Step Functions would say).
+    pub running: LocalExecutions,
     server: SimServer,
     executions: AtomicU32,
+}
+
+/// The id (`$$.Execution.Id`, the lock's holder) the local executor gives the execution
+/// `name` of the demo's state machine.
+pub fn execution_id(name: &str) -> String {
+    format!("arn:aws:states:local:000000000000:execution:canary-deployment:{name}")
+}
+
+/// The executions of a local executor, as Step Functions would describe them: running
+/// while their future runs, ended once it has returned or was dropped (stopped). A
+/// name it never started is unknown.
+#[derive(Debug, Clone, Default)]
+pub struct LocalExecutions {
+    states: Arc<Mutex<HashMap<String, bool>>>,
+}
+
+impl LocalExecutions {
+    /// Marks `name` running until the returned guard is dropped.
+    pub fn start(&self, name: &str) -> RunningGuard {
+        if let Ok(mut s) = self.states.lock() {
+            s.insert(name.to_owned(), true);
+        }
+        RunningGuard {
+            states: self.states.clone(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+/// Marks an execution ended when dropped (it returned, or its future was dropped).
+#[derive(Debug)]
+pub struct RunningGuard {
+    states: Arc<Mutex<HashMap<String, bool>>>,
+    name: String,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.states.lock() {
+            s.insert(self.name.clone(), false);
+        }
+    }
+}
+
+#[async_trait]
+impl ExecutionLookup for LocalExecutions {
+    async fn state(&self, execution: &str) -> ExecutionState {
+        match self
+            .states
+            .lock()
+            .ok()
+            .and_then(|s| s.get(execution).copied())
+        {
+            Some(true) => ExecutionState::Running {
+                why: "the local executor runs it".into(),
+            },
+            Some(false) => ExecutionState::Ended {
+                how: "the local executor has stopped it".into(),
+            },
+            None => ExecutionState::Unknown {
+                why: format!("`{execution}` is not an execution of this local executor"),
+            },
+        }
+    }
 }
 
 impl DemoEnv {
@@ -92,11 +162,13 @@ impl DemoEnv {
         };
         let cluster = Cluster::from_kubeconfig_yaml(&kubeconfig, None, policy).await?;
         sim.set_traffic(NAMESPACE, SERVICE, REQUESTS_PER_SECOND);
+        let running = LocalExecutions::default();
         let services = Services {
             store: DeploymentStore::memory(),
             metrics: Arc::new(SimMetricsSource::new(sim.clone(), NAMESPACE)),
             clusters: Arc::new(FixedCluster(cluster.clone())),
             clock: shared,
+            holders: Holders::none().with_lookup(Arc::new(running.clone())),
         };
         let executor = Executor::from_json(DEFINITION)?.with_name("canary-deployment");
         Ok(Self {
@@ -106,6 +178,7 @@ impl DemoEnv {
             cluster,
             executor,
             kubeconfig,
+            running,
             server,
             executions: AtomicU32::new(0),
         })
@@ -135,8 +208,8 @@ impl DemoEnv {
         invoker: &dyn TaskInvoker,
         observer: &mut dyn Observer,
     ) -> canary_sfn::Execution {
-        let n = self.executions.fetch_add(1, Ordering::SeqCst) + 1;
-        let name = format!("demo-{n}");
+        let name = self.next_name();
+        let _running = self.running.start(&execution_id(&name));
         self.executor
             .run_named(
                 &name,
@@ -146,6 +219,38 @@ impl DemoEnv {
                 observer,
             )
             .await
+    }
+
+    /// Runs one deployment of `image` until `stop` is notified, and then stops it there
+    /// (its future is dropped, as StopExecution ends an execution wherever it is):
+    /// `Err(execution id)` when stopped, else how it ended.
+    pub async fn deploy_until(
+        &self,
+        image: &str,
+        invoker: &dyn TaskInvoker,
+        stop: &tokio::sync::Notify,
+    ) -> Result<canary_sfn::Execution, String> {
+        let name = self.next_name();
+        let id = execution_id(&name);
+        let _running = self.running.start(&id);
+        let mut observer = canary_sfn::NoopObserver;
+        let run = self.executor.run_named(
+            &name,
+            deploy_document(image),
+            invoker,
+            &self.clock,
+            &mut observer,
+        );
+        tokio::select! {
+            done = run => Ok(done),
+            () = stop.notified() => Err(id),
+        }
+    }
+
+    /// The next execution's name: `demo-<n>`.
+    fn next_name(&self) -> String {
+        let n = self.executions.fetch_add(1, Ordering::SeqCst) + 1;
+        format!("demo-{n}")
     }
 
     /// Deploys `versions` one after the other with the plain handlers (each must be

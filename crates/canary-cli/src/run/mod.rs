@@ -39,6 +39,11 @@ pub use execute::interrupter;
 pub use setup::DisabledMetrics;
 pub use summary::summary_text;
 
+/// The lease (seconds) a run holds the service's lock with: renewed every third of it
+/// while the run lasts, so the lock of a killed terminal is free to be recovered a
+/// minute later (the next deployment, or `canary recover`).
+pub const LEASE_SECS: u64 = 60;
+
 /// The error name of a task refused because the person pressed Ctrl-C.
 pub const ABORTED: &str = errors::ABORTED;
 
@@ -145,6 +150,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, CliError> {
         metrics: connected.metrics.clone(),
         clusters: connected.clusters.clone(),
         clock: clock.clone(),
+        holders: connected.holders.clone(),
     };
     let executor = Executor::from_json(DEFINITION)?.with_name("canary-deployment");
 

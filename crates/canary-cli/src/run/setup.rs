@@ -11,7 +11,7 @@ use canary_core::execution::RouteRef;
 use canary_core::provider::TrafficProvider;
 use canary_core::{DeploySpec, Observation, Rendered, labels};
 use canary_kube::{Cluster, RequestPolicy, router_for};
-use canary_lambda::{ClusterConnector, EksConnector, FixedCluster};
+use canary_lambda::{ClusterConnector, EksConnector, FixedCluster, Holders};
 use canary_metrics::{HealthQuery, MetricsError, MetricsSource};
 use canary_store::{DeploymentStore, ServiceRef};
 use serde_json::Value;
@@ -34,6 +34,9 @@ pub(super) struct Connected {
     pub store_text: String,
     /// Where health numbers come from.
     pub metrics: Arc<dyn MetricsSource>,
+    /// The run's lease on the lock, and how another holder is looked up (Step Functions,
+    /// when AWS is reachable).
+    pub holders: Holders,
 }
 
 /// Connects to the cluster, the record store and the metrics `opts` choose.
@@ -99,6 +102,10 @@ pub(super) async fn connect(
         MetricsChoice::None => Arc::new(DisabledMetrics),
         MetricsChoice::DeployJson => crate::health::source_for(spec, sdk.as_ref())?,
     };
+    let holders = sdk
+        .as_ref()
+        .map_or_else(Holders::none, Holders::step_functions)
+        .with_lease(super::LEASE_SECS);
     Ok(Connected {
         clusters,
         cluster,
@@ -106,6 +113,7 @@ pub(super) async fn connect(
         store,
         store_text,
         metrics,
+        holders,
     })
 }
 

@@ -16,12 +16,14 @@ use crate::labels::versioned_name;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutionState {
     /// It runs.
-    Running,
-    /// It has ended; `status` as that process names it (`ABORTED`, `TIMED_OUT`,
-    /// `FAILED`, `SUCCEEDED`, `stopped`...).
+    Running {
+        /// Who says so, as a clause ("Step Functions says it is RUNNING").
+        why: String,
+    },
+    /// It has ended.
     Ended {
-        /// How it ended.
-        status: String,
+        /// How, and who says so, as a clause ("Step Functions says ABORTED").
+        how: String,
     },
     /// Nobody can tell (not an execution this process can look up, or the lookup
     /// failed): treated as running, so nothing is taken from it.
@@ -80,12 +82,8 @@ pub fn holder_state(
         };
     }
     match looked_up {
-        Some(ExecutionState::Running) => HolderState::Running {
-            why: "Step Functions says it is RUNNING".into(),
-        },
-        Some(ExecutionState::Ended { status }) => HolderState::Ended {
-            how: format!("Step Functions says {status}"),
-        },
+        Some(ExecutionState::Running { why }) => HolderState::Running { why: why.clone() },
+        Some(ExecutionState::Ended { how }) => HolderState::Ended { how: how.clone() },
         Some(ExecutionState::Unknown { why }) => HolderState::Running {
             why: format!("whether it still runs is unknown ({why})"),
         },
@@ -223,11 +221,14 @@ mod tests {
     #[test]
     fn a_lease_decides_alone_and_without_one_the_lookup_does() {
         let ended = ExecutionState::Ended {
-            status: "ABORTED".into(),
+            how: "Step Functions says ABORTED".into(),
+        };
+        let running = ExecutionState::Running {
+            why: "Step Functions says it is RUNNING".into(),
         };
         // A lease that ran out ends the holder whatever a lookup says.
         assert_eq!(
-            holder_state(Some(100), 175, Some(&ExecutionState::Running)),
+            holder_state(Some(100), 175, Some(&running)),
             HolderState::Ended {
                 how: "its lease ran out 75 s ago".into()
             }
@@ -242,7 +243,7 @@ mod tests {
                 how: "Step Functions says ABORTED".into()
             }
         );
-        assert!(!holder_state(None, 0, Some(&ExecutionState::Running)).has_ended());
+        assert!(!holder_state(None, 0, Some(&running)).has_ended());
         let unknown = ExecutionState::Unknown {
             why: "AccessDenied".into(),
         };
