@@ -82,6 +82,11 @@ pub enum Command {
     Status(records::StatusArgs),
     /// Break a service's stale lock on purpose (asks first unless --yes).
     Unlock(records::UnlockArgs),
+    /// Restore a service that a deployment left behind when it ended without finishing
+    /// (stopped, timed out, killed, unlocked): all traffic on the stable version, the
+    /// orphaned version removed, its record "recovered from ...", the lock released.
+    /// Refuses while the lock's holder may still run (exit 1) unless --force.
+    Recover(records::RecoverArgs),
     /// Ask the running deployment to roll back at its next step (it ends failed,
     /// "aborted by <who>: <reason>"; never a bare StopExecution).
     Abort(records::AbortArgs),

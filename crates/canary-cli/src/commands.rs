@@ -49,6 +49,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::History(args) => records::history(&args).await,
         Command::Status(args) => records::status(&args).await,
         Command::Unlock(args) => records::unlock(&args).await,
+        Command::Recover(args) => records::recover(&args).await,
         Command::Abort(args) => records::abort(&args).await,
         Command::CheckHealth(args) => health::check_health(&args).await,
         Command::WhatIf(args) => whatif::what_if(&args).await,

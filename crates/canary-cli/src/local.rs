@@ -22,6 +22,15 @@ use serde_json::Value;
 /// CloudFormation stack deploys).
 pub const DEFINITION: &str = include_str!("../../../statemachine/canary-deployment.asl.json");
 
+/// The name the local executor gives the state machine (`canary run`, the demo).
+pub const MACHINE_NAME: &str = "canary-deployment";
+
+/// The id (`$$.Execution.Id`, which becomes the lock's holder) the local executor gives
+/// the execution `name` of [`MACHINE_NAME`].
+pub fn execution_id(name: &str) -> String {
+    format!("arn:aws:states:local:000000000000:execution:{MACHINE_NAME}:{name}")
+}
+
 /// The six functions of the state machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Function {

@@ -29,7 +29,8 @@ use canary_sfn::{Executor, Observer, TaskInvoker};
 use canary_sim::{SimCluster, SimConfig, SimServer, kubeconfig_yaml};
 use canary_store::{DeploymentStore, ServiceRef};
 
-use crate::local::{DEFINITION, LocalInvoker, SimMetricsSource};
+pub use crate::local::execution_id;
+use crate::local::{DEFINITION, LocalInvoker, MACHINE_NAME, SimMetricsSource};
 pub use checks::{Check, route_targets};
 use fixtures::{
     NAMESPACE, READY_DELAY, REQUESTS_PER_SECOND, SERVICE, START_MILLIS, deploy_document, image,
@@ -77,12 +78,6 @@ pub struct DemoEnv {
     pub running: LocalExecutions,
     server: SimServer,
     executions: AtomicU32,
-}
-
-/// The id (`$$.Execution.Id`, the lock's holder) the local executor gives the execution
-/// `name` of the demo's state machine.
-pub fn execution_id(name: &str) -> String {
-    format!("arn:aws:states:local:000000000000:execution:canary-deployment:{name}")
 }
 
 /// The executions of a local executor, as Step Functions would describe them: running
@@ -170,7 +165,7 @@ impl DemoEnv {
             clock: shared,
             holders: Holders::none().with_lookup(Arc::new(running.clone())),
         };
-        let executor = Executor::from_json(DEFINITION)?.with_name("canary-deployment");
+        let executor = Executor::from_json(DEFINITION)?.with_name(MACHINE_NAME);
         Ok(Self {
             sim,
             clock,

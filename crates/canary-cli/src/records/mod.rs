@@ -1,7 +1,7 @@
 //! Operator commands on a service's deployment records (canary-store, in the shared
 //! stack's S3 bucket): `canary history` ([`history`]), `canary status` ([`status`]),
-//! `canary unlock` and `canary abort` ([`lock`]). This module names the service and
-//! finds its records.
+//! `canary unlock` and `canary abort` ([`lock`]), `canary recover` ([`recover`], which
+//! also reaches the cluster). This module names the service and finds its records.
 //!
 //! # Naming the service
 //!
@@ -24,6 +24,7 @@
 
 pub mod history;
 pub mod lock;
+pub mod recover;
 pub mod status;
 
 use std::path::PathBuf;
@@ -37,6 +38,7 @@ use crate::error::CliError;
 
 pub use history::{HistoryArgs, history};
 pub use lock::{AbortArgs, UnlockArgs, abort, unlock};
+pub use recover::{RecoverArgs, recover};
 pub use status::{StatusArgs, status};
 
 /// The default key prefix of the records (the shared stack's `CANARY_STATE_PREFIX`).

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
 use super::{ABORTED, RunOutcome};
-use crate::local::{Function, LocalInvoker};
+use crate::local::{Function, LocalInvoker, execution_id};
 use crate::progress::{Printer, ProgressDisplay, SharedTracker};
 
 /// How the run ended, before the summary's last facts are added.
@@ -73,6 +73,7 @@ pub(super) async fn execute(
         aborted: interrupt.aborted.clone(),
         waiting: interrupt.waiting.clone(),
     };
+    let renewer = renew_lease(services, svc, &execution_id(name), &printer);
     let finished = {
         let execution =
             executor.run_named(name, doc, &invoker, services.clock.as_ref(), &mut observer);
@@ -82,6 +83,9 @@ pub(super) async fn execute(
         Some(run) => ended_by_executor(&run, interrupt.aborted.load(Ordering::SeqCst)),
         None => ended_by_interrupt(services, tracker, &printer, &mut interrupt).await,
     };
+    if let Some(renewer) = renewer {
+        renewer.abort();
+    }
     signals.abort();
     observer.display.finish();
     ended
@@ -125,6 +129,41 @@ async fn drive(
             }
         }
     }
+}
+
+/// Renews the run's lease on the lock every third of it, from the moment render-template
+/// takes the lock until the run ends (the caller aborts the task). A renewal that finds
+/// the lock not (or no longer) held by this run writes nothing. `None` without a lease.
+fn renew_lease(
+    services: &Services,
+    svc: &ServiceRef,
+    execution: &str,
+    printer: &Printer,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let lease = services.holders.lease_secs?;
+    let (store, clock, svc) = (services.store.clone(), services.clock.clone(), svc.clone());
+    let (execution, printer) = (execution.to_owned(), printer.clone());
+    let every = Duration::from_secs((lease / 3).max(1));
+    Some(tokio::spawn(async move {
+        let mut warned = false;
+        loop {
+            tokio::time::sleep(every).await;
+            match store
+                .renew_lock(&svc, &execution, clock.now_secs(), lease)
+                .await
+            {
+                Ok(_) => warned = false,
+                Err(e) if !warned => {
+                    warned = true;
+                    printer.println(&format!(
+                        "could not renew the lock's lease ({e}); retrying in {} s. If it runs out, another deployment may recover the service.",
+                        every.as_secs()
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+    }))
 }
 
 /// Writes the abort request to the store (as `canary abort` does), so that every later

@@ -3,6 +3,11 @@
 //! in-process against a cluster (a kubeconfig, or EKS by `cluster_name`), CloudWatch (or
 //! no metrics at all, said loudly) and a record store (S3, or memory for one run).
 //!
+//! The run holds the service's lock with a lease of [`LEASE_SECS`], renewed every third
+//! of it while the run lasts: a terminal that is killed (or loses its network) leaves a
+//! lock that runs out a minute later, and the next deployment (or `canary recover`)
+//! then restores the service.
+//!
 //! Ctrl-C rolls back cleanly. The first one marks the run aborted: an abort request is
 //! written to the store (as `canary abort` does), and from then on the invoker refuses
 //! every task but Rollback, so the state machine's own Catch sends the deployment to
@@ -32,7 +37,7 @@ use canary_sfn::Executor;
 
 use crate::deploy_json::{self, Inputs};
 use crate::error::CliError;
-use crate::local::DEFINITION;
+use crate::local::{DEFINITION, MACHINE_NAME};
 use crate::progress::{Printer, ProgressDisplay, SharedTracker};
 
 pub use execute::interrupter;
@@ -152,7 +157,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, CliError> {
         clock: clock.clone(),
         holders: connected.holders.clone(),
     };
-    let executor = Executor::from_json(DEFINITION)?.with_name("canary-deployment");
+    let executor = Executor::from_json(DEFINITION)?.with_name(MACHINE_NAME);
 
     let tracker = SharedTracker::new();
     let display = ProgressDisplay::new(tracker.clone(), clock.clone());
