@@ -41,6 +41,8 @@ SCOPED_WILDCARDS = [
     r"^\$\{ArtifactBucket\.Arn\}/\*$",  # the pipeline's own artifact bucket
     r"^arn:\$\{AWS::Partition\}:s3:::\$\{Bucket\}/\$\{CanaryCliKey\}\*$",  # the CLI and its .sha256
     r"^arn:\$\{AWS::Partition\}:states:\$\{AWS::Region\}:\$\{AWS::AccountId\}:execution:\$\{Name\}:\*$",
+    # the shared stack's own state machine's executions (by name: a Ref would be circular)
+    r"^arn:\$\{AWS::Partition\}:states:\$\{AWS::Region\}:\$\{AWS::AccountId\}:execution:\$\{AWS::StackName\}-canary-deployment:\*$",
 ]
 
 ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
@@ -291,6 +293,59 @@ class SharedStackRoles(unittest.TestCase):
                 self.assertEqual(logs[0]["Resource"], {"Fn::GetAtt": [common.logical(f) + "LogGroup", "Arn"]})
                 fn = self.t["Resources"][common.logical(f) + "Function"]["Properties"]
                 self.assertEqual(fn["LoggingConfig"]["LogGroup"], {"Ref": common.logical(f) + "LogGroup"})
+
+    def test_only_render_template_and_rollback_may_describe_executions_and_only_of_this_state_machine(self):
+        # render-template: is the lock's holder still running? rollback: the same, before
+        # it recovers a service a stopped execution left behind.
+        machine_name = self.t["Resources"]["StateMachine"]["Properties"]["StateMachineName"]
+        self.assertEqual(machine_name, {"Fn::Sub": "${AWS::StackName}-canary-deployment"})
+        for f in common.FUNCTIONS:
+            sts = [s for s in self.role_statements(f) if any(a.startswith("states:") for a in common.as_list(s["Action"]))]
+            with self.subTest(function=f):
+                if f not in ("render-template", "rollback"):
+                    self.assertEqual(sts, [])
+                    continue
+                self.assertEqual(len(sts), 1)
+                self.assertEqual(sts[0]["Action"], "states:DescribeExecution")
+                self.assertEqual(
+                    sts[0]["Resource"],
+                    {
+                        "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-canary-deployment:*"
+                    },
+                )
+
+    def test_a_stopped_or_timed_out_execution_of_this_state_machine_reaches_the_rollback_function_only(self):
+        rules = {n: r for n, r in self.t["Resources"].items() if r["Type"] == "AWS::Events::Rule"}
+        self.assertEqual(list(rules), ["ExecutionEndedRule"])
+        rule = rules["ExecutionEndedRule"]["Properties"]
+        self.assertEqual(rule["State"], "ENABLED")
+        self.assertEqual(
+            rule["EventPattern"],
+            {
+                "source": ["aws.states"],
+                "detail-type": ["Step Functions Execution Status Change"],
+                "detail": {"status": ["ABORTED", "TIMED_OUT"], "stateMachineArn": [{"Ref": "StateMachine"}]},
+            },
+        )
+        self.assertEqual([t["Arn"] for t in rule["Targets"]], [{"Fn::GetAtt": ["RollbackFunction", "Arn"]}])
+        permissions = [r["Properties"] for r in self.t["Resources"].values() if r["Type"] == "AWS::Lambda::Permission"]
+        self.assertEqual(
+            permissions,
+            [
+                {
+                    "Action": "lambda:InvokeFunction",
+                    "FunctionName": {"Fn::GetAtt": ["RollbackFunction", "Arn"]},
+                    "Principal": "events.amazonaws.com",
+                    "SourceAccount": {"Ref": "AWS::AccountId"},
+                    "SourceArn": {"Fn::GetAtt": ["ExecutionEndedRule", "Arn"]},
+                }
+            ],
+        )
+        # A refused event (its execution's last task may still run) is delivered again by
+        # Lambda's default for asynchronous invocations (two retries, a minute, then two
+        # apart): nothing may turn those retries off.
+        configs = [r for r in self.t["Resources"].values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+        self.assertEqual(configs, [])
 
     def test_the_state_machine_may_invoke_exactly_the_six_functions(self):
         role = self.t["Resources"]["StateMachineRole"]["Properties"]

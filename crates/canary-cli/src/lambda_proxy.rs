@@ -84,6 +84,10 @@ pub struct ProxyArgs {
     /// The endpoint of S3 and CloudWatch (default: `--forward`).
     #[arg(long)]
     pub aws_endpoint: Option<String>,
+    /// Seconds after an execution stopped before it counts as ended (its last Lambda
+    /// task may still be in flight; the functions wait 60).
+    #[arg(long, default_value_t = canary_lambda::holders::STOP_GRACE_SECS)]
+    pub stop_grace_secs: u64,
 }
 
 /// Why the proxy could not start or stopped.
@@ -192,7 +196,7 @@ pub async fn services(args: &ProxyArgs) -> Result<Services, ProxyError> {
         clock: Arc::new(SystemClock),
         // Whether a lock's holder still runs: moto's Step Functions, as AWS's for the
         // Lambda functions.
-        holders: canary_lambda::Holders::step_functions(&sdk),
+        holders: canary_lambda::Holders::step_functions_with_grace(&sdk, args.stop_grace_secs),
     })
 }
 

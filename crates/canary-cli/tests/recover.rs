@@ -219,10 +219,22 @@ async fn the_rule_s_event_recovers_only_what_its_execution_left() {
     assert_eq!(out["recovery"], "nothing_to_recover", "{out}");
     assert_eq!(weights(&env), vec![(name(1), 90), (name(2), 10)]);
 
-    // Its own ABORTED event: restored; delivered again: nothing left to do.
-    let out = rollback::handle(&env.services, event(&stopped, "ABORTED", &deploy))
+    // Its own ABORTED event, moments after the stop, while a Lambda task of it may still
+    // be in flight (a 60 s grace, as in AWS): refused, to be delivered again.
+    let mut services = env.services.clone();
+    services.holders.stop_grace_secs = 60;
+    let mut just_now = event(&stopped, "ABORTED", &deploy);
+    just_now["detail"]["stopDate"] = json!(env.clock.now_millis() - 5_000);
+    let e = rollback::handle(&services, just_now.clone())
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(e.error_type.as_str(), errors::SERVICE_LOCKED, "{e}");
+    assert!(e.message.contains("ended ABORTED 5 s ago"), "{e}");
+    assert_eq!(weights(&env), vec![(name(1), 90), (name(2), 10)]);
+
+    // Delivered again a minute later: restored; once more: nothing left to do.
+    env.clock.set(env.clock.now_millis() + 60_000);
+    let out = rollback::handle(&services, just_now).await.unwrap();
     assert_eq!(out["recovery"], "recovered", "{out}");
     assert_eq!(out["status"], "rolled_back", "{out}");
     assert!(

@@ -36,18 +36,27 @@ impl ExecutionLookup for NoLookup {
     }
 }
 
+/// How long after an execution stopped its last task may still run: StopExecution does
+/// not stop a Lambda invocation in flight, which runs to its own timeout (60 s at most
+/// for these functions). A recovery under it could be undone by its late write, so an
+/// execution counts as ended only this long after its stop.
+pub const STOP_GRACE_SECS: u64 = 60;
+
 /// Step Functions' DescribeExecution, for holders named by an execution ARN (what the
 /// state machine passes render-template as `$$.Execution.Id`).
 #[derive(Debug, Clone)]
 pub struct StepFunctionsLookup {
     client: aws_sdk_sfn::Client,
+    grace_secs: u64,
 }
 
 impl StepFunctionsLookup {
-    /// A lookup with `sdk`'s region and credentials.
-    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+    /// A lookup with `sdk`'s region and credentials; an execution counts as ended
+    /// `grace_secs` after its stop date.
+    pub fn new(sdk: &aws_config::SdkConfig, grace_secs: u64) -> Self {
         Self {
             client: aws_sdk_sfn::Client::new(sdk),
+            grace_secs,
         }
     }
 }
@@ -86,9 +95,23 @@ impl ExecutionLookup for StepFunctionsLookup {
                         why: format!("Step Functions says it is {}", d.status().as_str()),
                     }
                 }
-                other => ExecutionState::Ended {
-                    how: format!("Step Functions says {}", other.as_str()),
-                },
+                other => {
+                    let stopped_ago = d.stop_date().map(|t| now_secs().saturating_sub(t.secs()));
+                    match stopped_ago {
+                        Some(ago) if ago < i64::try_from(self.grace_secs).unwrap_or(i64::MAX) => {
+                            ExecutionState::Running {
+                                why: format!(
+                                    "Step Functions says {} since {ago} s, and its last task may still be running for up to {} s",
+                                    other.as_str(),
+                                    self.grace_secs
+                                ),
+                            }
+                        }
+                        _ => ExecutionState::Ended {
+                            how: format!("Step Functions says {}", other.as_str()),
+                        },
+                    }
+                }
             },
             Err(e) => {
                 let why = match e.code() {
@@ -107,6 +130,13 @@ impl ExecutionLookup for StepFunctionsLookup {
     }
 }
 
+/// Now, Unix seconds, by the system clock (what Step Functions' dates are in).
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// How this process's executions hold a lock, and how it tells whether another holder
 /// still runs.
 #[derive(Debug, Clone)]
@@ -116,6 +146,10 @@ pub struct Holders {
     pub lease_secs: Option<u64>,
     /// Whether an execution without a lease still runs.
     pub lookup: Arc<dyn ExecutionLookup>,
+    /// How long after an execution stopped it counts as ended ([`STOP_GRACE_SECS`] for
+    /// Lambda invocations that may still be in flight; 0 where a stopped execution's
+    /// tasks stop with it, as in the local executor).
+    pub stop_grace_secs: u64,
 }
 
 impl Holders {
@@ -125,14 +159,22 @@ impl Holders {
         Self {
             lease_secs: None,
             lookup: Arc::new(NoLookup),
+            stop_grace_secs: 0,
         }
     }
 
-    /// No lease; other holders looked up in Step Functions (the Lambda functions).
+    /// No lease; other holders looked up in Step Functions (the Lambda functions), and
+    /// counted as ended [`STOP_GRACE_SECS`] after they stopped.
     pub fn step_functions(sdk: &aws_config::SdkConfig) -> Self {
+        Self::step_functions_with_grace(sdk, STOP_GRACE_SECS)
+    }
+
+    /// The same with another grace (tests whose tasks take milliseconds).
+    pub fn step_functions_with_grace(sdk: &aws_config::SdkConfig, grace_secs: u64) -> Self {
         Self {
             lease_secs: None,
-            lookup: Arc::new(StepFunctionsLookup::new(sdk)),
+            lookup: Arc::new(StepFunctionsLookup::new(sdk, grace_secs)),
+            stop_grace_secs: grace_secs,
         }
     }
 
@@ -191,7 +233,9 @@ mod tests {
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url("http://127.0.0.1:9")
             .build();
-        let state = StepFunctionsLookup::new(&sdk).state("web-local-1").await;
+        let state = StepFunctionsLookup::new(&sdk, 60)
+            .state("web-local-1")
+            .await;
         assert_eq!(
             state,
             ExecutionState::Unknown {

@@ -34,6 +34,8 @@ pub enum Input {
         execution: String,
         /// Its status.
         status: String,
+        /// When it stopped, Unix milliseconds (`detail.stopDate`), if the event says.
+        stopped_at_millis: Option<i64>,
         /// Its input (deploy.json).
         deploy: Value,
     },
@@ -91,6 +93,7 @@ impl Input {
         Ok(Some(Self::Event {
             execution,
             status,
+            stopped_at_millis: detail.get("stopDate").and_then(Value::as_i64),
             deploy,
         }))
     }
@@ -104,6 +107,7 @@ pub async fn run(services: &Services, input: Input) -> HandlerResult {
         Input::Event {
             execution,
             status,
+            stopped_at_millis,
             deploy,
         } => {
             if !RECOVERED_STATUSES.contains(&status.as_str()) {
@@ -111,6 +115,24 @@ pub async fn run(services: &Services, input: Input) -> HandlerResult {
                     "recovery": "nothing_to_recover",
                     "why": format!("execution `{execution}` ended {status}: only ABORTED and TIMED_OUT executions are recovered at once (the others released their lock, or kept it on purpose)"),
                 }));
+            }
+            // StopExecution does not stop a Lambda invocation in flight: its late write
+            // could undo the recovery. Failing here makes Lambda deliver the event again
+            // (asynchronous invocations are retried after a minute, then two).
+            let grace_ms = i64::try_from(services.holders.stop_grace_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX);
+            if let Some(stopped) = stopped_at_millis {
+                let ago = services.clock.now_millis().saturating_sub(stopped);
+                if grace_ms > 0 && ago < grace_ms {
+                    return Err(HandlerError::new(
+                        ErrorName::ServiceLocked,
+                        format!(
+                            "execution `{execution}` ended {status} {} s ago, and its last task may still be running for up to {} s: the recovery waits for it (this event is delivered again)",
+                            ago / 1000,
+                            services.holders.stop_grace_secs
+                        ),
+                    ));
+                }
             }
             (
                 deploy,
@@ -181,6 +203,7 @@ mod tests {
             Some(Input::Event {
                 execution: "arn:aws:states:us-east-1:123456789012:execution:m:web-8".into(),
                 status: "ABORTED".into(),
+                stopped_at_millis: Some(1_767_226_200_000),
                 deploy: json!({"cluster_name": "c"}),
             })
         );
