@@ -103,6 +103,9 @@ pub fn decided_by(d: &Deployment) -> String {
         (_, VerdictStatus::Hold) => "too many holds (no_data hold)".into(),
         (_, VerdictStatus::Unhealthy) => match &v.comparison {
             Some(c) if c.canary_worse && c.method == Method::ZTest => "compare: z-test".into(),
+            Some(c) if c.canary_worse && c.method == Method::ExactBinomial => {
+                "compare: exact binomial test".into()
+            }
             Some(c) if c.canary_worse => "compare: Fisher's exact test".into(),
             Some(_) if v.reason.contains("too few requests") => {
                 "too few requests to compare (no_data fail)".into()
@@ -225,12 +228,12 @@ pub fn rules() -> Vec<Rule> {
             json!({"metrics": {"compare_to_stable": true}, "no_data": "pass"}),
         ),
         Rule::new(
-            "compare_to_stable (margin 1 point, 95%), no_data hold",
-            json!({"metrics": {"compare_to_stable": true}, "no_data": "hold"}),
+            "compare_to_stable (margin 1 point, 95%), no_data hold (the default)",
+            json!({"metrics": {"compare_to_stable": true}}),
         ),
         Rule::new(
-            "compare_to_stable (margin 1 point, 95%), no_data fail (the default)",
-            json!({"metrics": {"compare_to_stable": true}}),
+            "compare_to_stable (margin 1 point, 95%), no_data fail",
+            json!({"metrics": {"compare_to_stable": true}, "no_data": "fail"}),
         ),
     ]
 }
@@ -350,7 +353,9 @@ pub fn run_deployment(
                 now = until;
                 let q = HealthQuery::for_check(spec, d.canary_version, now)
                     .with_stable(spec, d.stable_version);
-                let verdict = canary_metrics::judge_observation(spec, &q, &observe(&q, &timeline));
+                let baseline = d.verdict.as_ref().and_then(|v| v.stable);
+                let verdict =
+                    canary_metrics::judge_observation(spec, &q, &observe(&q, &timeline), baseline);
                 d.after_check(spec, verdict, now);
             }
             Next::Promote | Next::Rollback => {
@@ -548,7 +553,7 @@ mod tests {
     }
 
     #[test]
-    fn compare_to_stable_with_the_default_no_data_fails_before_it_can_compare() {
+    fn compare_to_stable_with_no_data_fail_fails_before_it_can_compare() {
         let rules = rules();
         let spec = rules[3].spec().expect("valid");
         let run = run_deployment(&spec, traffic(0.0, 0.0), 5).expect("run");
@@ -559,13 +564,17 @@ mod tests {
     }
 
     #[test]
-    fn compare_to_stable_with_hold_cannot_finish_the_bake_without_stable_traffic() {
+    fn compare_to_stable_by_default_holds_then_finishes_the_bake_against_the_stables_last_window() {
         let rules = rules();
         let spec = rules[2].spec().expect("valid");
         let run = run_deployment(&spec, traffic(0.0, 0.0), 5).expect("run");
-        assert!(run.rolled_back, "{run:?}");
+        assert!(!run.rolled_back, "{run:?}");
         assert_eq!(run.weight, 100);
-        assert!(run.reason.contains("too few requests"), "{}", run.reason);
+        assert!(
+            run.reason.contains("last window with enough requests"),
+            "{}",
+            run.reason
+        );
     }
 
     #[test]
@@ -582,10 +591,10 @@ mod tests {
         let worse = experiment(&rules[1], traffic(0.03, 0.01), false, 30, 11).expect("worse");
         assert!(worse.share() > 0.9, "{worse:?}");
         assert!(absolute.example_reason.is_some());
-        let fisher = worse.decided_by.get("compare: Fisher's exact test");
+        let exact = worse.decided_by.get("compare: exact binomial test");
         let z = worse.decided_by.get("compare: z-test");
         assert_eq!(
-            fisher.unwrap_or(&0) + z.unwrap_or(&0),
+            exact.unwrap_or(&0) + z.unwrap_or(&0),
             worse.rolled_back,
             "{worse:?}"
         );

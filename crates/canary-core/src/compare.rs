@@ -9,11 +9,13 @@
 //! - Small counts, no margin: Fisher's exact test, one-sided ("the canary's errors are
 //!   more likely than the stable's").
 //! - Small counts with a margin: an exact binomial test of the canary's errors against
-//!   the stable's rate plus the margin (H0 `p_canary <= p_stable + margin`, the stable's
-//!   rate taken as known: it serves most of the traffic). Fisher's test cannot carry a
-//!   margin; using it with only the observed difference above the margin called a
-//!   canary no worse than a 1% stable "worse" in about a third of healthy deployments
-//!   (scripts/bench measured it).
+//!   the stable's rate plus the margin (H0 `p_canary <= p_stable + margin`), where the
+//!   stable's rate is the upper bound of its Wilson score interval at the same
+//!   confidence: known exactly when it served many requests, given the benefit of the
+//!   doubt when it served few. Fisher's test cannot carry a margin; using it with only
+//!   the observed difference above the margin, or taking a small stable sample's rate
+//!   as exact, called a canary no worse than a 1% stable "worse" in a third, then a
+//!   sixth, of healthy deployments (scripts/bench measured both).
 //!
 //! A comparison is conclusive only when both versions served at least the minimum
 //! number of requests; otherwise the caller's `no_data` policy decides. Golden values
@@ -165,7 +167,9 @@ pub fn compare(canary: Counts, stable: Counts, rule: &CompareRule) -> Comparison
     let alpha = 1.0 - rule.confidence;
     if small_counts(canary, stable) && margin > 0.0 {
         out.method = Method::ExactBinomial;
-        out.p_value = binomial_greater(canary, (ps + margin).min(1.0));
+        let z = Normal::standard().inverse_cdf(rule.confidence);
+        let bound = wilson_upper(stable, z);
+        out.p_value = binomial_greater(canary, (bound + margin).min(1.0));
         out.canary_worse = out.p_value < alpha;
     } else if small_counts(canary, stable) {
         out.method = Method::FisherExact;
@@ -206,6 +210,20 @@ pub fn z_test_greater(canary: Counts, stable: Counts, margin: f64) -> f64 {
         return if diff > 0.0 { 0.0 } else { 1.0 };
     }
     Normal::standard().sf(diff / se)
+}
+
+/// The upper end of the Wilson score interval of `counts`' error rate, for a normal
+/// quantile `z` (0 to 1; 1 without requests).
+pub fn wilson_upper(counts: Counts, z: f64) -> f64 {
+    let n = counts.requests;
+    if n <= 0.0 {
+        return 1.0;
+    }
+    let p = counts.rate();
+    let z2 = z * z;
+    let centre = p + z2 / (2.0 * n);
+    let spread = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    ((centre + spread) / (1.0 + z2 / n)).clamp(0.0, 1.0)
 }
 
 /// One-sided (greater) p-value of the exact binomial test: the canary's errors (counts
@@ -271,6 +289,18 @@ mod tests {
         let c = compare(Counts::new(20.0, 20.0), Counts::new(9000.0, 0.0), &RULE);
         assert!(!c.conclusive());
         assert!(!c.canary_worse);
+    }
+
+    #[test]
+    fn the_wilson_bound_gives_a_small_sample_the_benefit_of_the_doubt() {
+        // No errors in n requests: the bound is z² / (n + z²).
+        let z = 1.6448536269514722;
+        let b = wilson_upper(Counts::new(120.0, 0.0), z);
+        assert!((b - z * z / (120.0 + z * z)).abs() < 1e-12, "{b}");
+        // Many requests: close to the observed rate.
+        let b = wilson_upper(Counts::new(1_000_000.0, 10_000.0), z);
+        assert!(b > 0.01 && b < 0.0102, "{b}");
+        assert_eq!(wilson_upper(Counts::new(0.0, 0.0), z), 1.0);
     }
 
     #[test]

@@ -71,12 +71,7 @@ pub async fn check_against(
         return Ok(Verdict::checks_disabled(q.judged_version(), why));
     }
     let obs = source.observe(&q).await?;
-    let verdict = canary_core::verdict::judge_rules(
-        &Rules::of(spec).with_baseline(stable_baseline),
-        q.window_seconds(),
-        q.judged_version(),
-        &obs,
-    );
+    let verdict = judge_observation(spec, &q, &obs, stable_baseline);
     tracing::info!(
         service = %q.service,
         canary_version,
@@ -89,10 +84,17 @@ pub async fn check_against(
     Ok(verdict)
 }
 
-/// Judges what `q` observed with every rule of `spec`.
-pub fn judge_observation(spec: &DeploySpec, q: &HealthQuery, obs: &Observation) -> Verdict {
+/// Judges what `q` observed with every rule of `spec`, comparing against
+/// `stable_baseline` (the previous verdict's stable numbers) when the stable version's
+/// own window holds too few requests: what the health check does with its numbers.
+pub fn judge_observation(
+    spec: &DeploySpec,
+    q: &HealthQuery,
+    obs: &Observation,
+    stable_baseline: Option<canary_core::compare::Counts>,
+) -> Verdict {
     canary_core::verdict::judge_rules(
-        &Rules::of(spec),
+        &Rules::of(spec).with_baseline(stable_baseline),
         q.window_seconds(),
         q.judged_version(),
         obs,
