@@ -22,6 +22,12 @@
 //! retry delays are real sleeps; the readiness poll is the definition's fixed 10 s
 //! (`canary_core::execution::READY_POLL_SECONDS`), so every deployment spends 10 s there.
 //!
+//! A stopped execution is recovered as the shared stack's EventBridge rule does it: moto
+//! has no delivery from EventBridge to Lambda, so the test sends the rule's target (the
+//! rollback function, through the proxy) the event EventBridge would send. The proxy
+//! counts a stopped execution as ended 3 s after its stop (60 s in AWS, where a Lambda
+//! task may still be in flight for that long; here tasks take milliseconds).
+//!
 //! Every scenario also runs in the local executor (virtual clock, in-memory records,
 //! metrics straight from the simulated traffic): the states entered must be the same,
 //! once consecutive repeats of the readiness loop and of the health-check loop are
@@ -61,6 +67,8 @@ const READY_DELAY: Duration = Duration::from_secs(1);
 const TRAFFIC: f64 = 40.0;
 /// How long one execution may take in moto before the test gives up.
 const EXECUTION_DEADLINE: Duration = Duration::from_secs(120);
+/// The proxy's `--stop-grace-secs`.
+const STOP_GRACE_SECS: u64 = 3;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -141,6 +149,7 @@ struct MotoStack {
     _sim_server: SimServer,
     _dir: tempfile::TempDir,
     proxy: Proxy,
+    proxy_port: u16,
     moto: MotoServer,
     sfn: aws_sdk_sfn::Client,
     store: DeploymentStore,
@@ -202,6 +211,7 @@ impl MotoStack {
             _sim_server: sim_server,
             _dir: dir,
             proxy,
+            proxy_port: port,
             moto,
             sfn,
             store,
@@ -309,6 +319,34 @@ impl MotoStack {
         }
     }
 
+    /// Creates a state machine for `name` and starts the execution, without waiting:
+    /// (state machine ARN, execution ARN).
+    async fn start_execution(&self, name: &str, input: &Value) -> (String, String) {
+        let machine = self
+            .sfn
+            .create_state_machine()
+            .name(format!("canary-deployment-{name}"))
+            .definition(definition_for_moto())
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/canary-state-machine"))
+            .send()
+            .await
+            .expect("moto accepts the definition")
+            .state_machine_arn()
+            .to_owned();
+        let arn = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&machine)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("StartExecution {name}: {e:?}"))
+            .execution_arn()
+            .to_owned();
+        (machine, arn)
+    }
+
     fn svc(&self) -> ServiceRef {
         ServiceRef::from_spec(&DeploySpec::parse(&deploy_json(1), None).unwrap())
     }
@@ -334,6 +372,7 @@ fn start_proxy(
     let mut child = Command::new(env!("CARGO_BIN_EXE_canary"))
         .args(["lambda-proxy", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--forward", forward, "--bucket", bucket])
+        .args(["--stop-grace-secs", &STOP_GRACE_SECS.to_string()])
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .envs(moto.env())
@@ -353,6 +392,25 @@ fn start_proxy(
         proxy.log()
     );
     proxy
+}
+
+/// POSTs JSON and returns the status and the answer's JSON.
+async fn post_for_json(url: &str, body: &Value) -> (u16, Value) {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client: Client<_, String> = Client::builder(TokioExecutor::new()).build_http();
+    let request = axum::http::Request::post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = axum::body::Body::new(response.into_body());
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// POSTs JSON and expects a 2xx.
@@ -805,4 +863,147 @@ async fn an_invalid_deploy_json_fails_in_moto_before_anything_is_touched_as_in_t
     let local = LocalStack::start().await;
     let local_run = local.run("yelb-appserver-invalid", &input).await;
     assert_same("invalid deploy.json", &run, &local_run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_stopped_at_25_percent_is_recovered_by_the_rule_s_target_in_moto() {
+    let stack = MotoStack::start().await;
+    first_deployment_in_moto(&stack).await;
+    stack.sim.set_traffic(NAMESPACE, SERVICE, TRAFFIC);
+    let svc = stack.svc();
+    let (machine, arn) = stack
+        .start_execution("yelb-appserver-2", &deploy_json(2))
+        .await;
+
+    // StopExecution once v2 takes 25% of the traffic (its record says so).
+    let started = Instant::now();
+    loop {
+        let weight = stack.store.record(&svc, 2).await.unwrap().map(|r| r.weight);
+        if weight == Some(25) {
+            break;
+        }
+        assert!(
+            started.elapsed() < EXECUTION_DEADLINE,
+            "v2 never reached 25% (record weight {weight:?}); proxy log:\n{}",
+            stack.proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack
+        .sfn
+        .stop_execution()
+        .execution_arn(&arn)
+        .cause("stopped from the console")
+        .send()
+        .await
+        .unwrap();
+    let described = loop {
+        let d = stack
+            .sfn
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        if d.status() != &ExecutionStatus::Running {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(described.status(), &ExecutionStatus::Aborted);
+    // Traffic is left split and the lock held by the stopped execution.
+    let split = route(&stack.sim);
+    assert!(
+        split.contains(&(format!("{SERVICE}-1"), 75))
+            && split.contains(&(format!("{SERVICE}-2"), 25)),
+        "{split:?}"
+    );
+    assert_eq!(
+        stack.store.lock(&svc).await.unwrap().map(|l| l.execution),
+        Some(arn.clone())
+    );
+
+    // The event EventBridge sends the rule's target.
+    let millis = |t: &aws_sdk_sfn::primitives::DateTime| {
+        t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000)
+    };
+    let event = json!({
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": ACCOUNT,
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [arn],
+        "detail": {
+            "executionArn": arn,
+            "stateMachineArn": machine,
+            "name": "yelb-appserver-2",
+            "status": described.status().as_str(),
+            "startDate": millis(described.start_date()),
+            "stopDate": described.stop_date().map(millis),
+            "input": described.input().unwrap_or_default(),
+            "inputDetails": {"included": true},
+            "output": null,
+            "outputDetails": null
+        }
+    });
+    let invoke = format!(
+        "http://127.0.0.1:{}/2015-03-31/functions/arn:aws:lambda:us-east-1:{ACCOUNT}:function:rollback/invocations",
+        stack.proxy_port
+    );
+    // Right after the stop, the stopped execution's last task may still be in flight:
+    // the function refuses (Lambda delivers the event again later).
+    let (status, early) = post_for_json(&invoke, &event).await;
+    let early_text = early.to_string();
+    assert!(
+        status == 200
+            && early_text.contains("ServiceLocked")
+            && early_text.contains("delivered again"),
+        "{status}: {early}\n{}",
+        stack.proxy.log()
+    );
+    tokio::time::sleep(Duration::from_secs(STOP_GRACE_SECS + 1)).await;
+    let (status, answer) = post_for_json(&invoke, &event).await;
+    assert_eq!(status, 200, "{answer}\n{}", stack.proxy.log());
+    assert_eq!(
+        answer["recovery"],
+        "recovered",
+        "{answer}\n{}",
+        stack.proxy.log()
+    );
+    let reason = answer["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!(
+            "recovered from {arn}: stopped at 25%; all traffic back on {SERVICE}-1, {SERVICE}-2 removed"
+        )) && reason.ends_with("(Step Functions says ABORTED)"),
+        "{reason}"
+    );
+
+    assert_whole_on(&stack, 1, Some(2)).await;
+    let record = stack
+        .store
+        .record(&svc, 2)
+        .await
+        .unwrap()
+        .expect("v2's record");
+    let outcome = record.outcome.expect("v2's record has ended");
+    assert_eq!(
+        outcome.status,
+        canary_core::execution::OutcomeStatus::RolledBack
+    );
+    assert_eq!(outcome.reason, reason);
+    assert_eq!(stack.store.state(&svc).await.unwrap().in_progress, None);
+
+    // Delivered again: nothing left to do.
+    let (_, again) = post_for_json(&invoke, &event).await;
+    assert_eq!(again["recovery"], "nothing_to_recover", "{again}");
+    stack
+        .sfn
+        .delete_state_machine()
+        .state_machine_arn(&machine)
+        .send()
+        .await
+        .unwrap();
 }
