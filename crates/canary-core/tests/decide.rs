@@ -167,3 +167,98 @@ fn a_finished_deployment_records_its_outcome_and_final_weight() {
     assert_eq!((d.weight, d.next), (0, Next::Done));
     assert_eq!(d.outcome.unwrap().reason, "no");
 }
+
+#[test]
+fn a_readiness_watch_reads_every_poll_until_its_time_or_the_deadline_is_up() {
+    use canary_core::decide::ReadyWatch;
+    let w = ReadyWatch {
+        max_secs: 60,
+        poll_millis: 500,
+    };
+    let far = 10_000;
+    // Started at 1 000 000 ms: the last reading may be at 1 060 000.
+    assert_eq!(w.wait_before_next(1_000_000, 1_000_000, far), Some(500));
+    assert_eq!(w.wait_before_next(1_000_000, 1_059_500, far), Some(500));
+    assert_eq!(w.wait_before_next(1_000_000, 1_059_501, far), None);
+    // Never past the readiness deadline (Unix seconds).
+    assert_eq!(w.wait_before_next(1_000_000, 1_009_000, 1_010), Some(500));
+    assert_eq!(w.wait_before_next(1_000_000, 1_009_600, 1_010), None);
+    // 0 s: one reading, then the Wait loop.
+    let once = ReadyWatch {
+        max_secs: 0,
+        poll_millis: 500,
+    };
+    assert_eq!(once.wait_before_next(1_000_000, 1_000_000, far), None);
+    assert_eq!(ReadyWatch::default().max_secs, 60);
+    assert!(ReadyWatch::default().poll_millis <= 1_000);
+}
+
+fn spec_checking_every(interval: u64) -> DeploySpec {
+    let mut doc = seed_doc("yelb-appserver");
+    doc["check_interval"] = serde_json::json!(interval);
+    DeploySpec::parse(&doc, None).unwrap()
+}
+
+fn healthy() -> Verdict {
+    Verdict {
+        status: VerdictStatus::Healthy,
+        errors: 0.0,
+        requests: None,
+        error_rate: None,
+        window_seconds: 300,
+        datapoints: 5,
+        version: Some(8),
+        latency_ms: None,
+        comparison: None,
+        stable: None,
+        reason: "0 errors over 300 s".into(),
+    }
+}
+
+#[test]
+fn short_waits_between_checks_are_made_inside_the_invocation_within_its_budget() {
+    use canary_core::decide::InlineChecks;
+    let inline = InlineChecks {
+        max_wait_secs: 30,
+        budget_secs: 60,
+    };
+    let s = spec_checking_every(10);
+    let mut d = started(false);
+    d.applied(&s, 1_000);
+    d.after_readiness(&s, ReadyProbe::Ready, 1_001).unwrap();
+    d.after_shift(&s, 1_001);
+    assert_eq!((d.next, d.wait_seconds), (Next::Check, 10));
+    // The invocation starts at 1 011 (after the Wait state): checks at 1 011, 1 021, ...
+    d.after_check(&s, healthy(), 1_011);
+    assert_eq!(d.check_again_inside(1_011, 1_011, &inline), Some(10));
+    d.after_check(&s, healthy(), 1_051);
+    assert_eq!(d.check_again_inside(1_011, 1_051, &inline), Some(10));
+    // The step of 60 s ends at 1 061: the check then says shift, never a wait.
+    d.after_check(&s, healthy(), 1_061);
+    assert_eq!(d.next, Next::Shift);
+    assert_eq!(d.check_again_inside(1_011, 1_061, &inline), None);
+    // Past the budget: the Wait state takes over.
+    let mut late = started(false);
+    late.applied(&s, 1_000);
+    late.after_shift(&s, 1_000);
+    late.after_check(&s, healthy(), 1_030);
+    assert_eq!(late.check_again_inside(1_000, 1_030, &inline), Some(10));
+    assert_eq!(late.check_again_inside(975, 1_030, &inline), None);
+    // 60 s checks are waited for in the Wait state.
+    let s60 = spec_checking_every(60);
+    let mut slow = started(false);
+    slow.applied(&s60, 1_000);
+    slow.after_shift(&s60, 1_000);
+    slow.weight = 100;
+    slow.after_check(&s60, healthy(), 1_060);
+    assert_eq!(slow.next, Next::Check);
+    assert_eq!(slow.check_again_inside(1_060, 1_060, &inline), None);
+    // An unhealthy verdict is never followed by another check.
+    let mut bad = started(false);
+    bad.applied(&s, 1_000);
+    bad.after_shift(&s, 1_000);
+    let mut v = healthy();
+    v.status = VerdictStatus::Unhealthy;
+    bad.after_check(&s, v, 1_010);
+    assert_eq!(bad.check_again_inside(1_010, 1_010, &inline), None);
+}

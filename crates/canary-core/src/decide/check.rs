@@ -7,6 +7,28 @@ use crate::verdict::{Verdict, VerdictStatus};
 
 use super::holds::too_many_holds;
 
+/// Which checks health-check makes inside one invocation: the next check is waited for
+/// there (rather than in the state machine's Wait state) when it is due within
+/// `max_wait_secs`, as long as it falls within `budget_secs` of the invocation's start.
+/// A Wait state costs three state transitions per check (Wait, the task, the Choice); a
+/// function waiting costs its memory size times the wait, which is less for short waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InlineChecks {
+    /// The longest wait made inside the invocation, in seconds (0: none).
+    pub max_wait_secs: u64,
+    /// From the invocation's start to its last check, at most, in seconds.
+    pub budget_secs: u64,
+}
+
+impl Default for InlineChecks {
+    fn default() -> Self {
+        Self {
+            max_wait_secs: crate::timing::CHECK_INLINE_MAX_WAIT_SECONDS,
+            budget_secs: crate::timing::CHECK_INLINE_BUDGET_SECONDS,
+        }
+    }
+}
+
 impl Deployment {
     /// After a health check at time `now` with `verdict`.
     pub fn after_check(&mut self, spec: &DeploySpec, verdict: Verdict, now: i64) {
@@ -45,6 +67,20 @@ impl Deployment {
             let left = duration.saturating_sub(elapsed).max(1);
             self.wait_seconds = spec.check_interval().min(left).max(1);
         }
+    }
+
+    /// After [`Deployment::after_check`] at `now` in an invocation that started at
+    /// `started`: `Some(seconds)` when the function waits for the next check itself
+    /// (the document says check again after a wait short enough for `inline`, and that
+    /// check still falls within the invocation's budget), `None` when the state
+    /// machine's Wait state takes over (or something other than a check comes next).
+    pub fn check_again_inside(&self, started: i64, now: i64, inline: &InlineChecks) -> Option<u64> {
+        if self.next != Next::Check || self.wait_seconds > inline.max_wait_secs {
+            return None;
+        }
+        let due = now.saturating_add(i64::try_from(self.wait_seconds).unwrap_or(i64::MAX));
+        let budget = i64::try_from(inline.budget_secs).unwrap_or(i64::MAX);
+        (due.saturating_sub(started) <= budget).then_some(self.wait_seconds)
     }
 
     fn roll_back_now(&mut self) {

@@ -1,11 +1,11 @@
 //! The decisions: what the state machine does next, one file per question, all pure.
 //!
 //! - `readiness.rs`: after the objects are applied and after each readiness probe —
-//!   wait, shift, or fail with `CanaryNotReady`.
+//!   wait, shift, or fail with `CanaryNotReady`; how long one invocation watches.
 //! - `shift.rs`: after a shift — check, or promote a first deployment; how long a
 //!   weight is held.
 //! - `check.rs`: after a health check (verdict → next step) — check again, shift,
-//!   promote or roll back.
+//!   promote or roll back; which checks one invocation makes itself.
 //! - `holds.rs`: how many `hold` verdicts in a row are too many.
 //! - `rollback.rs`: how to roll back (back to stable, remove a failed first deployment,
 //!   or complete a promotion when the stable version is gone), which errors roll back,
@@ -28,6 +28,7 @@ pub mod recovery;
 pub mod rollback;
 pub mod shift;
 
-pub use readiness::{NotReady, ReadyProbe};
+pub use check::InlineChecks;
+pub use readiness::{NotReady, ReadyProbe, ReadyWatch};
 pub use recovery::{HolderState, NoSafeVersion, RecoveryPlan};
 pub use rollback::{NothingCanServe, RollbackPlan};

@@ -1,5 +1,6 @@
 //! Readiness → wait, shift or give up: after deploy-canary applied the objects, and
-//! after each probe of the new Deployment's readiness.
+//! after each probe of the new Deployment's readiness; and how long one invocation
+//! watches the Deployment before it leaves the rest to the state machine's Wait loop.
 
 use crate::execution::{Deployment, Next, READY_POLL_SECONDS};
 use crate::spec::DeploySpec;
@@ -42,6 +43,47 @@ pub enum NotReady {
         /// How far it got.
         detail: String,
     },
+}
+
+/// How deploy-canary watches the new Deployment inside one invocation: it reads it
+/// every `poll_millis` for at most `max_secs` from the invocation's start (never past
+/// the readiness deadline) and stops at the first reading that is ready or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadyWatch {
+    /// The longest watch in one invocation, in seconds (0: one reading only).
+    pub max_secs: u64,
+    /// Between two readings, in milliseconds.
+    pub poll_millis: u64,
+}
+
+impl Default for ReadyWatch {
+    fn default() -> Self {
+        Self {
+            max_secs: crate::timing::READY_WATCH_SECONDS,
+            poll_millis: crate::timing::READY_WATCH_POLL_MILLIS,
+        }
+    }
+}
+
+impl ReadyWatch {
+    /// After a reading at `now_millis` that found the Deployment still progressing, in
+    /// an invocation that started at `started_millis`: `Some(ms)` to wait before reading
+    /// again, or `None` when the watch is over (its time is up, or the next reading
+    /// would come after `ready_deadline`, Unix seconds) and the decision is taken on
+    /// this reading.
+    pub fn wait_before_next(
+        &self,
+        started_millis: i64,
+        now_millis: i64,
+        ready_deadline: i64,
+    ) -> Option<u64> {
+        let poll = i64::try_from(self.poll_millis.max(1)).unwrap_or(i64::MAX);
+        let max = i64::try_from(self.max_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let until = started_millis
+            .saturating_add(max)
+            .min(ready_deadline.saturating_mul(1000));
+        (now_millis.saturating_add(poll) <= until).then_some(self.poll_millis.max(1))
+    }
 }
 
 impl Deployment {
