@@ -51,9 +51,15 @@ pub struct TaskState {
     pub call: u32,
 }
 
-/// Every task state, in flow order. CheckReadiness is deploy-canary's second call
-/// (its first is DeployCanary's apply).
-pub const TASK_STATES: [TaskState; 7] = [
+/// Every task state the demo's deployment goes through, in flow order. DeployCanary's
+/// call applies, watches the new Deployment until it is ready and makes the first shift;
+/// each HealthCheck call of the demo (checks every 20 s, made inside the invocation)
+/// checks through a step and makes the next shift, so its first call ends with the
+/// shift to 20% and a timeout there is a retried check-and-shift. CheckReadiness (a
+/// Deployment slower than one invocation's watch) and ShiftWeights (a `shift` left by a
+/// handler of an earlier release) are not on the demo's path: their own tests cover
+/// them (tests/readiness_watch.rs, canary-sfn's definition tests).
+pub const TASK_STATES: [TaskState; 5] = [
     TaskState {
         state: "RenderTemplate",
         function: Function::RenderTemplate,
@@ -62,16 +68,6 @@ pub const TASK_STATES: [TaskState; 7] = [
     TaskState {
         state: "DeployCanary",
         function: Function::DeployCanary,
-        call: 1,
-    },
-    TaskState {
-        state: "CheckReadiness",
-        function: Function::DeployCanary,
-        call: 2,
-    },
-    TaskState {
-        state: "ShiftWeights",
-        function: Function::ShiftWeights,
         call: 1,
     },
     TaskState {
@@ -227,7 +223,7 @@ pub async fn stopped_then_recovered(task: TaskState) -> Cell {
 /// (v3) finds the lock of an ended execution: it recovers first (v2's record says so)
 /// and is promoted.
 pub async fn stopped_then_next_deployment() -> Cell {
-    let task = TASK_STATES[4];
+    let task = TASK_STATES[2];
     let fault = STOPPED_THEN_DEPLOYED;
     let env = match DemoEnv::start().await {
         Ok(env) => env,

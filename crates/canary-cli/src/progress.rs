@@ -135,11 +135,12 @@ impl Tracker {
             EventKind::TaskSucceeded { state, output, .. } => {
                 s.in_task = false;
                 let d = deployment_of(output)?;
+                let shifted = d.step > s.deployment.as_ref().map_or(0, |p| p.step);
                 s.deployment = Some(d.clone());
                 if d.verdict.is_some() && state == "HealthCheck" {
                     s.last_verdict.clone_from(&d.verdict);
                 }
-                let (note, bad) = describe_success(state, &d);
+                let (note, bad) = describe_success(state, &d, shifted);
                 let row = self.row(
                     event.at_millis,
                     state,
@@ -216,9 +217,17 @@ fn deployment_of(doc: &Value) -> Option<Deployment> {
     serde_json::from_value(doc.get("deployment")?.clone()).ok()
 }
 
-/// What a task's success means, in a few words, and whether it is bad news.
-fn describe_success(state: &str, d: &Deployment) -> (String, bool) {
+/// What a task's success means, in a few words, and whether it is bad news. `shifted`:
+/// the task moved the canary to the next weight (deploy-canary's first shift,
+/// health-check's shift after the check that ended a step, shift-weights).
+fn describe_success(state: &str, d: &Deployment, shifted: bool) -> (String, bool) {
     let canary = d.canary_version;
+    let at = format!(
+        "v{canary} at {}% (step {}/{})",
+        d.weight,
+        d.step,
+        d.schedule.len()
+    );
     match state {
         "RenderTemplate" => match d.stable_version {
             Some(stable) => (
@@ -241,23 +250,17 @@ fn describe_success(state: &str, d: &Deployment) -> (String, bool) {
                 (format!("v{canary} not ready yet"), false)
             }
         }
+        "CheckReadiness" | "DeployCanary" if shifted => (format!("v{canary} ready; {at}"), false),
         "CheckReadiness" | "DeployCanary" => (format!("v{canary} ready"), false),
-        "ShiftWeights" => (
-            format!(
-                "v{canary} at {}% (step {}/{})",
-                d.weight,
-                d.step,
-                d.schedule.len()
-            ),
-            false,
-        ),
+        "ShiftWeights" => (at, false),
         "HealthCheck" => match &d.verdict {
             Some(v) => {
                 let then = match d.next {
-                    Next::Rollback => "roll back",
-                    Next::Shift => "next step",
-                    Next::Promote => "promote",
-                    _ => "check again",
+                    Next::Rollback => "roll back".to_owned(),
+                    Next::Shift => "next step".to_owned(),
+                    Next::Promote => "promote".to_owned(),
+                    _ if shifted => at,
+                    _ => "check again".to_owned(),
                 };
                 (
                     format!("{}: {} -> {then}", status_word(v.status), v.reason),

@@ -31,13 +31,24 @@ async fn a_first_deployment_goes_straight_to_full_traffic_and_is_promoted() {
 #[tokio::test]
 async fn a_healthy_canary_goes_through_every_step_and_the_old_version_is_removed() {
     let r = assert_scenario(Scenario::HealthyCanary).await;
-    let weights: Vec<u8> = r
-        .timeline
-        .iter()
-        .filter(|row| row.state == "ShiftWeights")
-        .map(|row| row.weight)
-        .collect();
+    // Every weight in turn, each set by the task that allowed it: the first by
+    // DeployCanary once v2 was ready, the others by the HealthCheck that ended a step.
+    let mut shifts: Vec<(&str, u8)> = Vec::new();
+    for row in &r.timeline {
+        if row.weight > shifts.last().map_or(0, |s| s.1) {
+            shifts.push((row.state.as_str(), row.weight));
+        }
+    }
+    let weights: Vec<u8> = shifts.iter().map(|s| s.1).collect();
     assert_eq!(weights, vec![10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+    assert_eq!(shifts[0].0, "DeployCanary");
+    assert!(
+        shifts[1..].iter().all(|s| s.0 == "HealthCheck"),
+        "{shifts:?}"
+    );
+    assert!(!r.timeline.iter().any(|row| row.state == "ShiftWeights"));
+    // Fewer transitions than the original's 53 for these settings.
+    assert!(r.transitions <= 45, "{} transitions", r.transitions);
     // The apply (stable keeps 100%), ten shifts and the promotion: one write each.
     assert_eq!(r.route_writes, 12);
     println!("{}{}", demo::timeline_text(&r), demo::summary_text(&r));

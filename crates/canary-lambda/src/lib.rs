@@ -6,7 +6,8 @@
 //! remove a first deployment, finish a deployment), how a cluster is reached
 //! (`connect.rs`), whether a lock's holder still runs and how this process holds a lock
 //! (`holders.rs`), the recovery of a deployment that ended without finishing
-//! (`recover.rs`) and the `lambda_runtime` loop with JSON logs (`runtime.rs`).
+//! (`recover.rs`), the weight shift every task that moves traffic makes and the wait
+//! inside an invocation (`shift.rs`) and the `lambda_runtime` loop with JSON logs (`runtime.rs`).
 //!
 //! The handlers themselves live in their own crates (render-template, deploy-canary,
 //! shift-weights, health-check, rollback, cleanup): each has a typed
@@ -23,6 +24,7 @@ mod event;
 pub mod holders;
 pub mod recover;
 pub mod runtime;
+mod shift;
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub use error::{Cause, HandlerError};
 pub use event::{RenderInput, Task, handle_render, handle_task};
 pub use holders::{ExecutionLookup, Holders, NoLookup, StepFunctionsLookup};
 pub use recover::{RecoverRequest, Recovery, recover};
+pub use shift::pause;
 
 /// Everything a handler talks to. Built once per cold start (or once per local run).
 #[derive(Debug, Clone)]

@@ -3,20 +3,85 @@
 //! promote, or roll back: `canary_core::decide::check`). `canary abort` is honoured
 //! here: an abort request is an unhealthy verdict that names who asked
 //! (`Verdict::aborted`).
+//!
+//! One invocation does more than one check when that is cheaper:
+//! - when the verdict ends a step (`shift`), it makes the shift itself, through the same
+//!   code as shift-weights (one route write, behind the lock's fence), and returns: the
+//!   check that allows a shift and the shift are one task, never a shift without a
+//!   verdict just before it;
+//! - when the next check is due within `CANARY_CHECK_INLINE_MAX_WAIT_SECONDS` (30 s by
+//!   default), it waits for it itself instead of returning to the state machine's Wait
+//!   state, for up to `CANARY_CHECK_INLINE_BUDGET_SECONDS` (60 s) from its start
+//!   (`Deployment::check_again_inside`); an unhealthy verdict returns at once.
+//!
+//! A retry after a timeout starts again from the document it was given: it checks
+//! again and shifts to the same weight (the router writes nothing when the route
+//! already carries it); a shift is always the invocation's last act, so a retry never
+//! goes back.
 
 use canary_core::Verdict;
-use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task};
+use canary_core::decide::InlineChecks;
+use canary_core::execution::Next;
+use canary_core::timing::{
+    CHECK_INLINE_BUDGET_SECONDS, CHECK_INLINE_MAX_WAIT_SECONDS, seconds_setting,
+};
+use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task, pause};
 use serde_json::Value;
 
-/// Runs the task on its JSON input.
-pub async fn handle(services: &Services, input: Value) -> HandlerResult {
-    handle_task(input, |task| run(services, task)).await
+/// The environment variable with the longest wait made inside one invocation, seconds.
+pub const INLINE_MAX_WAIT_ENV: &str = "CANARY_CHECK_INLINE_MAX_WAIT_SECONDS";
+/// The environment variable with one invocation's time for checks, seconds.
+pub const INLINE_BUDGET_ENV: &str = "CANARY_CHECK_INLINE_BUDGET_SECONDS";
+
+/// The inline checks this function's environment asks for (defaults: 30 s, 60 s).
+pub fn inline_from_env() -> Result<InlineChecks, HandlerError> {
+    let read = |name: &str, default: u64| {
+        let value = std::env::var(name).ok();
+        seconds_setting(name, value.as_deref(), default).map_err(HandlerError::invalid)
+    };
+    Ok(InlineChecks {
+        max_wait_secs: read(INLINE_MAX_WAIT_ENV, CHECK_INLINE_MAX_WAIT_SECONDS)?,
+        budget_secs: read(INLINE_BUDGET_ENV, CHECK_INLINE_BUDGET_SECONDS)?,
+    })
 }
 
-/// Runs the task.
-pub async fn run(services: &Services, mut task: Task) -> Result<Task, HandlerError> {
+/// Runs the task on its JSON input, with the inline checks of the environment.
+pub async fn handle(services: &Services, input: Value) -> HandlerResult {
+    let inline = inline_from_env()?;
+    handle_task(input, |task| run_with(services, task, inline)).await
+}
+
+/// Runs the task with the default inline checks.
+pub async fn run(services: &Services, task: Task) -> Result<Task, HandlerError> {
+    run_with(services, task, InlineChecks::default()).await
+}
+
+/// Runs the task: checks (more than once when `inline` allows), then shifts when the
+/// last verdict ends the step.
+pub async fn run_with(
+    services: &Services,
+    mut task: Task,
+    inline: InlineChecks,
+) -> Result<Task, HandlerError> {
+    let started = services.clock.now_secs();
+    loop {
+        let now = services.clock.now_secs();
+        check_once(services, &mut task, now).await?;
+        if task.deployment.next == Next::Shift {
+            let cluster = task.cluster(services).await?;
+            task.shift(services, cluster).await?;
+            return Ok(task);
+        }
+        match task.deployment.check_again_inside(started, now, &inline) {
+            Some(wait) => pause(services.clock.as_ref(), wait.saturating_mul(1000)).await,
+            None => return Ok(task),
+        }
+    }
+}
+
+/// One check at `now`: the verdict (or the abort request), recorded, and the decision.
+async fn check_once(services: &Services, task: &mut Task, now: i64) -> Result<(), HandlerError> {
     let svc = task.service_ref();
-    let now = services.clock.now_secs();
     let version = task.deployment.canary_version;
     let verdict = match services.store.abort_requested(&svc).await? {
         Some(abort) => Verdict::aborted(version, &abort.by, &abort.reason),
@@ -47,5 +112,5 @@ pub async fn run(services: &Services, mut task: Task) -> Result<Task, HandlerErr
         )
         .await?;
     task.deployment.after_check(&task.spec, verdict, now);
-    Ok(task)
+    Ok(())
 }

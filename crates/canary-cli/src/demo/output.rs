@@ -66,7 +66,9 @@ pub fn timeline_text(result: &ScenarioResult) -> String {
     while i < rows.len() {
         let row = &rows[i];
         let mut j = i + 1;
-        if row.state == "HealthCheck" && !row.bad {
+        // A check that shifted (its weight is above the row before) keeps its own line.
+        let shifted = i > 0 && rows[i - 1].weight < row.weight;
+        if row.state == "HealthCheck" && !row.bad && !shifted {
             while j < rows.len()
                 && rows[j].state == "HealthCheck"
                 && !rows[j].bad

@@ -280,13 +280,15 @@ pub async fn run_scenario_in(env: &DemoEnv, scenario: Scenario) -> ScenarioResul
         .and_then(|d| serde_json::from_value(d.clone()).ok());
     let (outcome, reason, execution) = ending(&run, deployment.as_ref());
     let end = start + run.duration_millis;
+    // The tasks that shift (deploy-canary's first shift, health-check's after a step,
+    // shift-weights) end with the canary at its new weight.
     let full_at = rows
         .iter()
-        .find(|r| r.state == "ShiftWeights" && r.weight >= 100)
+        .find(|r| r.weight >= 100)
         .map(|r| (r.at_millis - start) / 1000);
     let first_traffic = rows
         .iter()
-        .find(|r| r.state == "ShiftWeights" && r.weight > 0)
+        .find(|r| r.weight > 0)
         .map_or(start, |r| r.at_millis);
     let rolled_back = outcome == outcome_word(OutcomeStatus::RolledBack);
     let cluster_checks = env
