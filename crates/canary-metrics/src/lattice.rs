@@ -42,17 +42,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::config::retry::RetryConfig;
+use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataInput;
 use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{
-    Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StatusCode,
-};
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_sdk_vpclattice::types::{TargetGroupStatus, TargetGroupSummary};
 use canary_core::compare::Counts;
 use canary_core::spec::{LatticeSpec, fill_promql};
 
 use crate::MetricsError;
 use crate::cloudwatch::retry::{self, RetryPolicy};
-use crate::cloudwatch::{attempt_timeouts, percentile};
+use crate::cloudwatch::{CloudWatchMetrics, attempt_timeouts, percentile};
 
 /// The CloudWatch namespace of VPC Lattice's metrics.
 pub const NAMESPACE: &str = "AWS/VpcLattice";
@@ -111,7 +110,7 @@ struct Lookup {
 #[derive(Debug, Clone)]
 pub struct LatticeMetrics {
     lattice: aws_sdk_vpclattice::Client,
-    cloudwatch: aws_sdk_cloudwatch::Client,
+    cloudwatch: CloudWatchMetrics,
     retry: RetryPolicy,
     found: Arc<Mutex<HashMap<Lookup, TargetGroup>>>,
 }
@@ -137,15 +136,11 @@ impl LatticeMetrics {
         let timeouts = attempt_timeouts(sdk.timeout_config(), &retry);
         let lattice = aws_sdk_vpclattice::config::Builder::from(sdk)
             .retry_config(RetryConfig::disabled())
-            .timeout_config(timeouts.clone())
-            .build();
-        let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(sdk)
-            .retry_config(RetryConfig::disabled())
             .timeout_config(timeouts)
             .build();
         Ok(Self {
             lattice: aws_sdk_vpclattice::Client::from_conf(lattice),
-            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
+            cloudwatch: CloudWatchMetrics::new(sdk)?.with_retry(retry),
             retry,
             found: Arc::default(),
         })
@@ -162,14 +157,9 @@ impl LatticeMetrics {
             .to_builder()
             .timeout_config(attempt_timeouts(lattice.timeout_config(), &retry))
             .build();
-        let cloudwatch = self.cloudwatch.config();
-        let cloudwatch = cloudwatch
-            .to_builder()
-            .timeout_config(attempt_timeouts(cloudwatch.timeout_config(), &retry))
-            .build();
         Self {
             lattice: aws_sdk_vpclattice::Client::from_conf(lattice),
-            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
+            cloudwatch: self.cloudwatch.with_retry(retry),
             retry,
             found: self.found,
         }
@@ -360,45 +350,32 @@ impl LatticeMetrics {
             .iter()
             .filter_map(|q| q.id().map(str::to_owned))
             .collect();
+        let input = GetMetricDataInput::builder()
+            .set_metric_data_queries(Some(queries))
+            .start_time(DateTime::from_secs(start))
+            .end_time(DateTime::from_secs(end))
+            .scan_by(ScanBy::TimestampAscending)
+            .build()
+            .map_err(|e| MetricsError::Setup {
+                what: "request",
+                message: "the GetMetricData request is incomplete".into(),
+                source: Some(Box::new(e)),
+            })?;
         let mut values: HashMap<String, Vec<f64>> = HashMap::new();
-        let mut next: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let page = retry::call(&self.retry, GET_METRIC_DATA, || {
-                self.cloudwatch
-                    .get_metric_data()
-                    .set_metric_data_queries(Some(queries.clone()))
-                    .start_time(DateTime::from_secs(start))
-                    .end_time(DateTime::from_secs(end))
-                    .scan_by(ScanBy::TimestampAscending)
-                    .set_next_token(next.clone())
-                    .send()
-            })
-            .await?;
-            for result in page.metric_data_results() {
-                let id = result.id().unwrap_or_default();
-                check_status(id, result.status_code())?;
-                if !asked.iter().any(|a| a == id) {
-                    return Err(MetricsError::BadResponse {
-                        operation: GET_METRIC_DATA,
-                        message: format!("a result for query `{id}`, which was not asked"),
-                        source: None,
-                    });
-                }
-                values
-                    .entry(id.to_owned())
-                    .or_default()
-                    .extend_from_slice(result.values());
+        for (id, points) in self.cloudwatch.get_metric_data(&input, MAX_PAGES).await? {
+            if !asked.iter().any(|a| *a == id) {
+                return Err(MetricsError::BadResponse {
+                    operation: GET_METRIC_DATA,
+                    message: format!("a result for query `{id}`, which was not asked"),
+                    source: None,
+                });
             }
-            match page.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
-                _ => return Ok(values),
-            }
+            values
+                .entry(id)
+                .or_default()
+                .extend(points.into_iter().map(|(_, v)| v));
         }
-        Err(MetricsError::BadResponse {
-            operation: GET_METRIC_DATA,
-            message: format!("still more pages after {MAX_PAGES}; the window is too long"),
-            source: None,
-        })
+        Ok(values)
     }
 }
 
@@ -560,27 +537,6 @@ fn check_window(start: i64, end: i64, period: u32) -> Result<(), MetricsError> {
         ));
     }
     Ok(())
-}
-
-/// A query result's status: `InternalError` is transient, `Forbidden` refused.
-fn check_status(id: &str, status: Option<&StatusCode>) -> Result<(), MetricsError> {
-    match status {
-        Some(StatusCode::InternalError) => Err(MetricsError::Transient {
-            operation: GET_METRIC_DATA,
-            code: "InternalError".into(),
-            message: format!("query `{id}` has status InternalError"),
-            attempts: 1,
-            source: None,
-        }),
-        Some(StatusCode::Forbidden) => Err(MetricsError::Refused {
-            operation: GET_METRIC_DATA,
-            status: 200,
-            code: "Forbidden".into(),
-            message: format!("query `{id}` has status Forbidden"),
-            source: None,
-        }),
-        _ => Ok(()),
-    }
 }
 
 fn setup(what: &'static str, message: String) -> MetricsError {
