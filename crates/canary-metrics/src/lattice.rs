@@ -363,7 +363,7 @@ impl LatticeMetrics {
             })?;
         let mut values: HashMap<String, Vec<f64>> = HashMap::new();
         for (id, points) in self.cloudwatch.get_metric_data(&input, MAX_PAGES).await? {
-            if !asked.iter().any(|a| *a == id) {
+            if !asked.contains(&id) {
                 return Err(MetricsError::BadResponse {
                     operation: GET_METRIC_DATA,
                     message: format!("a result for query `{id}`, which was not asked"),
