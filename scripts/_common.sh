@@ -14,6 +14,10 @@ ASL_FILE="statemachine/canary-deployment.asl.json"
 CLI_KEY="tools/canary-linux-x86_64"
 export ASL_FILE CLI_KEY
 
+# The key of one build of the CLI, by its sha256 (scripts/package uploads it there; a
+# pipeline stack pins it with its checksum).
+cli_pinned_key() { printf 'tools/by-sha256/%s/canary-linux-x86_64' "$1"; }
+
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # die with the usage text: bad arguments.

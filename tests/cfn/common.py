@@ -29,7 +29,8 @@ PIP_REQUIREMENTS = "pip install -r tests/requirements.txt"
 # The six Lambda functions: crate = binary = zip = function-name suffix.
 FUNCTIONS = ["render-template", "deploy-canary", "shift-weights", "health-check", "rollback", "cleanup"]
 # Those whose roles call the Kubernetes API (eks:DescribeCluster + an access entry).
-KUBE_FACING = ["deploy-canary", "shift-weights", "rollback", "cleanup"]
+# health-check does since it makes the shift that follows a check ending a step.
+KUBE_FACING = ["deploy-canary", "shift-weights", "health-check", "rollback", "cleanup"]
 
 
 def logical(function: str) -> str:
@@ -96,7 +97,7 @@ def policy_documents(template: dict):
                 yield f"{name}.{p.get('PolicyName')}", p["PolicyDocument"]
         elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
             yield name, props["PolicyDocument"]
-        elif kind == "AWS::S3::BucketPolicy":
+        elif kind in ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"):
             yield name, props["PolicyDocument"]
 
 

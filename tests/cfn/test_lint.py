@@ -30,7 +30,7 @@ class CfnLint(unittest.TestCase):
         for path in common.cfn_templates():
             lines = path.read_text().splitlines()
             for i, line in enumerate(lines):
-                if not re.match(r"^\s*-\s*[EWI]\d{4}\s*$", line):
+                if not re.match(r"^\s*-\s*[EWI]S?\d{4}\s*$", line):
                     continue
                 before = lines[max(0, i - 10) : i]
                 with self.subTest(template=path.name, line=i + 1):

@@ -27,6 +27,9 @@ import common  # noqa: E402
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 CLUSTER = "demo"
+# What moto cannot create of shared.yaml (it models neither type): the rollback function's
+# asynchronous-invocation settings and the recovery dead-letter queue's policy.
+SHARED_DROPPED = ["RecoveryDeadLetterQueuePolicy", "RollbackAsyncInvokeConfig"]
 
 
 def free_port() -> int:
@@ -186,13 +189,14 @@ class MotoStacks(unittest.TestCase):
                     "ClusterName": CLUSTER,
                     "ConnectionArn": f"arn:aws:codeconnections:{REGION}:{ACCOUNT}:connection/0a1b2c3d-aaaa-bbbb-cccc-123456789012",
                     "FullRepositoryId": "example/yelb-ui",
+                    "CanaryCliSha256": "0" * 64,
                 },
             )
 
     # ------------------------------------------------------------------ the stacks
     def test_moto_drops_only_the_types_it_does_not_model_and_what_refers_to_them(self):
-        self.assertEqual(self.dropped["eks-canary-artifacts"], ["BucketPolicy"])
-        self.assertEqual(self.dropped["eks-canary"], [])
+        self.assertEqual(sorted(self.dropped["eks-canary-artifacts"]), ["AccessLogsBucketPolicy", "BucketPolicy"])
+        self.assertEqual(sorted(self.dropped["eks-canary"]), SHARED_DROPPED)
         self.assertEqual(
             sorted(self.dropped["eks-canary-access-demo"]),
             sorted(common.logical(f) + "AccessEntry" for f in common.KUBE_FACING),
@@ -220,6 +224,7 @@ class MotoStacks(unittest.TestCase):
         lam = self.c("lambda")
         iam = self.c("iam")
         role_arns = set()
+        resources = common.load(common.CFN_DIR / "shared.yaml")["Resources"]
         for f in common.FUNCTIONS:
             with self.subTest(function=f):
                 fn = lam.get_function(FunctionName=f"eks-canary-{f}")
@@ -228,7 +233,10 @@ class MotoStacks(unittest.TestCase):
                 self.assertEqual(cfg["Runtime"], "provided.al2023")
                 # (moto's CloudFormation drops Architectures: arm64 is checked in test_crates.py)
                 self.assertEqual(cfg["Handler"], "bootstrap")
-                self.assertEqual((cfg["MemorySize"], cfg["Timeout"]) in {(256, 30), (256, 60), (128, 30)}, True)
+                declared = resources[common.logical(f) + "Function"]["Properties"]
+                self.assertEqual((cfg["MemorySize"], cfg["Timeout"]), (declared["MemorySize"], declared["Timeout"]))
+                # no SubnetIds given: outside any VPC
+                self.assertFalse((cfg.get("VpcConfig") or {}).get("SubnetIds"), cfg.get("VpcConfig"))
                 env = cfg["Environment"]["Variables"]
                 self.assertEqual(env["CANARY_STATE_BUCKET"], self.bucket)
                 self.assertEqual(env["CANARY_STATE_PREFIX"], "state/")
@@ -264,10 +272,20 @@ class MotoStacks(unittest.TestCase):
 
     def test_the_shared_stack_exports_what_the_other_stacks_import(self):
         exports = {e["Name"]: e["Value"] for e in self.cfn.list_exports()["Exports"]}
-        for name in ("StateMachineArn", "BucketName", "DeployCanaryRoleArn", "ShiftWeightsRoleArn", "RollbackRoleArn", "CleanupRoleArn"):
+        for name in (
+            "StateMachineArn",
+            "BucketName",
+            "DeployCanaryRoleArn",
+            "ShiftWeightsRoleArn",
+            "HealthCheckRoleArn",
+            "RollbackRoleArn",
+            "CleanupRoleArn",
+        ):
             with self.subTest(export=name):
                 self.assertIn(f"eks-canary-{name}", exports)
-        self.assertEqual(len(self.stack_outputs["eks-canary"]["KubernetesRoleArns"].split(",")), 4)
+        self.assertEqual(
+            len(self.stack_outputs["eks-canary"]["KubernetesRoleArns"].split(",")), len(common.KUBE_FACING)
+        )
 
     # ------------------------------------------------------------------ pipeline
     def test_the_pipeline_stack_creates_its_immutable_repository(self):

@@ -19,6 +19,9 @@ STAR_RESOURCE_ACTIONS = {
     "vpc-lattice:ListTargetGroups",
     "vpc-lattice:ListTagsForResource",
     "ecr:GetAuthorizationToken",  # CodeBuild's docker login
+    # Lambda's checks before it attaches a function to SubnetIds (only under InVpc)
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
     "xray:PutTraceSegments",  # optional tracing
     "xray:PutTelemetryRecords",
     "xray:GetSamplingRules",
@@ -39,7 +42,9 @@ SCOPED_WILDCARDS = [
     r"^\$\{[A-Za-z]+Function\.Arn\}:\*$",  # a function's versions and aliases
     r"^arn:\$\{AWS::Partition\}:s3:::\$\{ArtifactsBucketName\}/state/\*$",  # the state prefix
     r"^\$\{ArtifactBucket\.Arn\}/\*$",  # the pipeline's own artifact bucket
-    r"^arn:\$\{AWS::Partition\}:s3:::\$\{Bucket\}/\$\{CanaryCliKey\}\*$",  # the CLI and its .sha256
+    r"^\$\{AccessLogsBucket\.Arn\}/s3-access/\*$",  # S3 log delivery into the access-logs bucket
+    # the functions' network interfaces (under InVpc): this account and region only
+    r"^arn:\$\{AWS::Partition\}:ec2:\$\{AWS::Region\}:\$\{AWS::AccountId\}:(network-interface|subnet|security-group)/\*$",
     r"^arn:\$\{AWS::Partition\}:states:\$\{AWS::Region\}:\$\{AWS::AccountId\}:execution:\$\{Name\}:\*$",
     # the shared stack's own state machine's executions (by name: a Ref would be circular)
     r"^arn:\$\{AWS::Partition\}:states:\$\{AWS::Region\}:\$\{AWS::AccountId\}:execution:\$\{AWS::StackName\}-canary-deployment:\*$",
@@ -328,6 +333,10 @@ class SharedStackRoles(unittest.TestCase):
             },
         )
         self.assertEqual([t["Arn"] for t in rule["Targets"]], [{"Fn::GetAtt": ["RollbackFunction", "Arn"]}])
+        # an event EventBridge cannot deliver is kept, not dropped
+        self.assertEqual(
+            rule["Targets"][0]["DeadLetterConfig"], {"Arn": {"Fn::GetAtt": ["RecoveryDeadLetterQueue", "Arn"]}}
+        )
         permissions = [r["Properties"] for r in self.t["Resources"].values() if r["Type"] == "AWS::Lambda::Permission"]
         self.assertEqual(
             permissions,
@@ -342,10 +351,148 @@ class SharedStackRoles(unittest.TestCase):
             ],
         )
         # A refused event (its execution's last task may still run) is delivered again by
-        # Lambda's default for asynchronous invocations (two retries, a minute, then two
-        # apart): nothing may turn those retries off.
-        configs = [r for r in self.t["Resources"].values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
-        self.assertEqual(configs, [])
+        # Lambda's asynchronous retries (two, a minute, then two apart, outlasting the
+        # 60 s stop grace); one still failing then goes to the dead-letter queue.
+        configs = [r["Properties"] for r in self.t["Resources"].values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+        self.assertEqual(
+            configs,
+            [
+                {
+                    "FunctionName": {"Fn::GetAtt": ["RollbackFunction", "Arn"]},
+                    "Qualifier": "$LATEST",
+                    "MaximumRetryAttempts": 2,
+                    "MaximumEventAgeInSeconds": 3600,
+                    "DestinationConfig": {
+                        "OnFailure": {"Destination": {"Fn::GetAtt": ["RecoveryDeadLetterQueue", "Arn"]}}
+                    },
+                }
+            ],
+        )
+
+    def test_only_the_rule_and_the_rollback_function_may_send_to_the_recovery_dead_letter_queue(self):
+        queue = {"Fn::GetAtt": ["RecoveryDeadLetterQueue", "Arn"]}
+        for f in common.FUNCTIONS:
+            sends = [s for s in self.role_statements(f) if "sqs:SendMessage" in common.as_list(s["Action"])]
+            with self.subTest(function=f):
+                if f == "rollback":
+                    self.assertEqual([(s["Action"], s["Resource"]) for s in sends], [("sqs:SendMessage", queue)])
+                else:
+                    self.assertEqual(sends, [])
+        (st,) = self.t["Resources"]["RecoveryDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        self.assertEqual(
+            (st["Principal"], st["Action"], st["Resource"], st["Condition"]),
+            (
+                {"Service": "events.amazonaws.com"},
+                "sqs:SendMessage",
+                queue,
+                {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["ExecutionEndedRule", "Arn"]}}},
+            ),
+        )
+        self.assertTrue(self.t["Resources"]["RecoveryDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"])
+
+    # ------------------------------------------------------------------ private clusters
+    def test_the_functions_join_the_vpc_only_when_subnets_are_given(self):
+        for name in ("SubnetIds", "SecurityGroupIds"):
+            param = self.t["Parameters"][name]
+            self.assertEqual((param["Type"], param["Default"]), ("CommaDelimitedList", ""))
+        self.assertEqual(
+            self.t["Conditions"]["InVpc"],
+            {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "SubnetIds"}]}, ""]}]},
+        )
+        for f in common.FUNCTIONS:
+            props = self.t["Resources"][common.logical(f) + "Function"]["Properties"]
+            with self.subTest(function=f):
+                self.assertEqual(
+                    props["VpcConfig"],
+                    {
+                        "Fn::If": [
+                            "InVpc",
+                            {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}},
+                            {"Ref": "AWS::NoValue"},
+                        ]
+                    },
+                )
+
+    def test_subnet_and_security_group_items_are_ids_or_the_empty_default(self):
+        for name, good, bad in (
+            ("SubnetIds", ["", "subnet-0a1b2c3d", "subnet-0123456789abcdef0"], ["subnet-", "sg-0a1b2c3d", "subnet-XYZ12345", "*"]),
+            ("SecurityGroupIds", ["", "sg-0a1b2c3d", "sg-0123456789abcdef0"], ["sg-", "subnet-0a1b2c3d", " sg-0a1b2c3d"]),
+        ):
+            pattern = re.compile(self.t["Parameters"][name]["AllowedPattern"])
+            for item in good:
+                with self.subTest(parameter=name, item=item):
+                    self.assertRegex(item, pattern)
+            for item in bad:
+                with self.subTest(parameter=name, item=item):
+                    self.assertNotRegex(item, pattern)
+
+    def test_subnets_and_security_groups_are_given_together_or_not_at_all(self):
+        (assertion,) = self.t["Rules"]["VpcConfigIsComplete"]["Assertions"]
+        none = {"Fn::EachMemberEquals": [{"Ref": "SubnetIds"}, ""]}
+        no_sg = {"Fn::EachMemberEquals": [{"Ref": "SecurityGroupIds"}, ""]}
+        self.assertEqual(
+            assertion["Assert"],
+            {"Fn::Or": [{"Fn::And": [none, no_sg]}, {"Fn::And": [{"Fn::Not": [none]}, {"Fn::Not": [no_sg]}]}]},
+        )
+
+    def test_network_interface_rights_exist_only_under_in_vpc_and_only_in_this_account_and_region(self):
+        for f in common.FUNCTIONS:
+            role = self.t["Resources"][common.logical(f) + "Role"]
+            raw = [
+                item
+                for pol in common.flat(role["Properties"]["Policies"])
+                for item in pol["PolicyDocument"]["Statement"]
+            ]
+            plain_ec2 = [s for s in raw if "Fn::If" not in s and any(a.startswith("ec2:") for a in common.as_list(s["Action"]))]
+            guarded = [s["Fn::If"] for s in raw if "Fn::If" in s and s["Fn::If"][0] == "InVpc"]
+            with self.subTest(function=f):
+                self.assertEqual(plain_ec2, [], "ec2 rights outside the InVpc condition")
+                self.assertEqual([g[2] for g in guarded], [{"Ref": "AWS::NoValue"}] * 2)
+                describe, manage = (g[1] for g in guarded)
+                self.assertEqual(
+                    (describe["Action"], describe["Resource"]),
+                    (["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], "*"),
+                )
+                self.assertEqual(
+                    manage["Action"],
+                    [
+                        "ec2:CreateNetworkInterface",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:AssignPrivateIpAddresses",
+                        "ec2:UnassignPrivateIpAddresses",
+                    ],
+                )
+                for r in manage["Resource"]:
+                    self.assertRegex(
+                        r["Fn::Sub"],
+                        r"^arn:\$\{AWS::Partition\}:ec2:\$\{AWS::Region\}:\$\{AWS::AccountId\}:(network-interface|subnet|security-group)/\*$",
+                    )
+                # no managed policy with logs:* on "*" (AWSLambdaVPCAccessExecutionRole)
+                self.assertNotIn("ManagedPolicyArns", role["Properties"])
+
+    # ------------------------------------------------------------------ writes, from the source
+    def test_a_function_may_write_state_objects_exactly_when_its_code_writes_them(self):
+        """s3:PutObject only for a function whose crate calls something that writes the
+        store: canary-store's writers, or canary_lambda's Task methods built on them
+        (shift records the weight, keep_one_version/finish/remove_first_deployment end the
+        record, recover takes over the lock). Adding such a call to a handler without the
+        permission, or keeping the permission after the last call goes, fails here."""
+        writers = re.compile(
+            r"\.(begin|take_lock|take_lock_as|renew_lock|release_lock|break_lock|record_progress|finish_promoted|"
+            r"finish_rolled_back|finish_recovered|finish|put_manifest|request_abort|clear_abort|adopt_stable|"
+            r"shift|keep_one_version|remove_first_deployment)\(|canary_lambda::recover\b"
+        )
+        for f in common.FUNCTIONS:
+            source = "\n".join(p.read_text() for p in sorted((common.ROOT / "crates" / f / "src").glob("*.rs")))
+            calls = sorted(set(m.group(0) for m in writers.finditer(source)))
+            actions = {a for s in self.role_statements(f) for a in common.as_list(s["Action"])}
+            with self.subTest(function=f, calls=calls):
+                self.assertEqual(
+                    "s3:PutObject" in actions,
+                    bool(calls),
+                    f"{f}: its code calls {calls or 'no store writer'}; its role "
+                    f"{'grants' if 's3:PutObject' in actions else 'lacks'} s3:PutObject",
+                )
 
     def test_the_state_machine_may_invoke_exactly_the_six_functions(self):
         role = self.t["Resources"]["StateMachineRole"]["Properties"]
@@ -406,9 +553,28 @@ class ClusterAccess(unittest.TestCase):
                 # only route objects are replaced (optimistic concurrency on the weights)
                 self.assertLessEqual(set(rule["resources"]), {"virtualrouters", "httproutes", "grpcroutes"})
             if rule["resources"] == ["pods"]:
-                self.assertEqual(rule["verbs"], ["get", "list"])
+                self.assertEqual(rule["verbs"], ["list"])
         for forbidden in ("secrets", "configmaps", "clusterroles", "escalate", "bind", "impersonate"):
             self.assertNotIn(forbidden, json.dumps(role["rules"]))
+
+    def test_get_is_granted_exactly_on_what_canary_kube_reads_by_name(self):
+        """`get` on the kinds crates/canary-kube reads by name (Cluster::get: a Deployment's
+        readiness and existence, a Service's port, the route before a shift), and nowhere
+        else: pods are only listed, virtual nodes and services only applied and deleted."""
+        import yaml
+
+        role = next(yaml.safe_load_all((common.CFN_DIR / "k8s-rbac.yaml").read_text()))
+        with_get = sorted(r for rule in role["rules"] if "get" in rule["verbs"] for r in rule["resources"])
+        self.assertEqual(with_get, ["deployments", "grpcroutes", "httproutes", "services", "virtualrouters"])
+        # the reads by name in canary-kube, each of one of those kinds
+        source = "\n".join(p.read_text() for p in sorted((common.ROOT / "crates" / "canary-kube" / "src").rglob("*.rs")))
+        literal_gets = set(re.findall(r'\.get\(\s*"[^"]*",\s*"([A-Za-z]+)"', source))
+        self.assertLessEqual(literal_gets, {"Deployment", "Service"}, literal_gets)
+        self.assertIn("read_route", source)  # the route kinds: VirtualRouter, HTTPRoute, GRPCRoute
+        everything = sorted(r for rule in role["rules"] for r in rule["resources"])
+        self.assertEqual(
+            sorted(set(everything) - set(with_get)), ["pods", "virtualnodes", "virtualservices"]
+        )
 
 
 if __name__ == "__main__":

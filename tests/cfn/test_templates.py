@@ -2,6 +2,7 @@
 retention, the metric filters of DESIGN.md section 8, the pipeline's Deploy action and
 buildspec, the ECR repository."""
 
+import json
 import sys
 import unittest
 
@@ -37,9 +38,27 @@ class Buckets(unittest.TestCase):
                     self.assertTrue(any("ExpirationInDays" in r for r in rules))
                     pol = [x for x in policies.values() if x["Properties"]["Bucket"] == {"Ref": name}]
                     self.assertEqual(len(pol), 1)
-                    (deny,) = pol[0]["Properties"]["PolicyDocument"]["Statement"]
-                    self.assertEqual(deny["Effect"], "Deny")
-                    self.assertEqual(deny["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
+                    denies = [s for s in pol[0]["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+                    self.assertEqual(len(denies), 1)
+                    self.assertEqual(denies[0]["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
+
+    def test_the_state_bucket_logs_every_request_to_its_access_logs_bucket(self):
+        res = common.load(BUCKET)["Resources"]
+        self.assertEqual(
+            res["Bucket"]["Properties"]["LoggingConfiguration"],
+            {"DestinationBucketName": {"Ref": "AccessLogsBucket"}, "LogFilePrefix": "s3-access/"},
+        )
+        logs = res["AccessLogsBucket"]
+        self.assertEqual(logs["DeletionPolicy"], "Retain")
+        self.assertNotIn("LoggingConfiguration", logs["Properties"])
+        allow = [
+            s for s in res["AccessLogsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"
+        ]
+        self.assertEqual(len(allow), 1)
+        self.assertEqual(allow[0]["Principal"], {"Service": "logging.s3.amazonaws.com"})
+        self.assertEqual(allow[0]["Action"], "s3:PutObject")
+        self.assertEqual(allow[0]["Condition"]["ArnLike"], {"aws:SourceArn": {"Fn::GetAtt": ["Bucket", "Arn"]}})
+        self.assertEqual(allow[0]["Condition"]["StringEquals"], {"aws:SourceAccount": {"Ref": "AWS::AccountId"}})
 
     def test_only_old_artifacts_expire_never_the_state_or_the_cli(self):
         rules = common.load(BUCKET)["Resources"]["Bucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
@@ -135,7 +154,13 @@ class Pipeline(unittest.TestCase):
         spec = self.t["Resources"]["BuildProject"]["Properties"]["Source"]["BuildSpec"]
         self.assertIn('canary prepare --spec-dir "$SPEC_DIR" --image "$REPOSITORY_URI:$TAG" -o deploy.json', spec)
         self.assertIn('docker push "$REPOSITORY_URI:$TAG"', spec)
-        self.assertIn("sha256sum -c", spec)
+        # the CLI is checked against the pin in this stack, not against a file beside it
+        self.assertIn('echo "${CANARY_CLI_SHA256}  /usr/local/bin/canary" | sha256sum -c -', spec)
+        self.assertNotIn(".sha256", spec)
+        env = {v["Name"]: v["Value"] for v in self.t["Resources"]["BuildProject"]["Properties"]["Environment"]["EnvironmentVariables"]}
+        self.assertEqual(env["CANARY_CLI_SHA256"], {"Ref": "CanaryCliSha256"})
+        self.assertEqual(self.t["Parameters"]["CanaryCliSha256"]["AllowedPattern"], "^[0-9a-f]{64}$")
+        self.assertNotIn("Default", self.t["Parameters"]["CanaryCliSha256"])
         self.assertIn("- deploy.json", spec)
         import yaml
 
@@ -145,7 +170,17 @@ class Pipeline(unittest.TestCase):
         p = self.t["Resources"]["Repository"]["Properties"]
         self.assertEqual(p["ImageTagMutability"], "IMMUTABLE")
         self.assertEqual(p["ImageScanningConfiguration"], {"ScanOnPush": True})
-        self.assertIn("imageCountMoreThan", p["LifecyclePolicy"]["LifecyclePolicyText"]["Fn::Sub"])
+        text = p["LifecyclePolicy"]["LifecyclePolicyText"]["Fn::Sub"]
+        rules = json.loads(text.replace("${ImageRetentionCount}", "100"))["rules"]
+        self.assertEqual([r["rulePriority"] for r in rules], [1, 2, 3])
+        untagged, keep, rest = rules
+        self.assertEqual(untagged["selection"]["tagStatus"], "untagged")
+        # images tagged keep-* are matched by rule 2 first, so rule 3's count never
+        # reaches them (ECR: an image matched by a rule is out of lower rules' reach)
+        self.assertEqual(keep["selection"]["tagStatus"], "tagged")
+        self.assertEqual(keep["selection"]["tagPatternList"], ["keep-*"])
+        self.assertEqual(rest["selection"], {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 100})
+        self.assertGreaterEqual(self.t["Parameters"]["ImageRetentionCount"]["Default"], 100)
 
 
 if __name__ == "__main__":
