@@ -46,6 +46,20 @@ class Scripts(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("--cluster needs a value", r.stderr)
 
+    def test_deploy_shared_takes_subnets_and_security_groups_together_and_checks_them(self):
+        for args, message in (
+            (["--subnet-ids", "subnet-0a1b2c3d"], "--subnet-ids and --security-group-ids go together"),
+            (["--security-group-ids", "sg-0a1b2c3d"], "--subnet-ids and --security-group-ids go together"),
+            (["--subnet-ids", "subnet-0a1b2c3d,sg-0a1b2c3d", "--security-group-ids", "sg-0a1b2c3d"], "--subnet-ids `subnet-0a1b2c3d,sg-0a1b2c3d`"),
+            (["--subnet-ids", "subnet-0a1b2c3d", "--security-group-ids", "sg-*"], "--security-group-ids `sg-*`"),
+        ):
+            with self.subTest(args=args):
+                r = common.run(
+                    [str(common.SCRIPTS / "deploy-shared"), "--cluster", "demo", *args], env=common.env_without_aws_secrets()
+                )
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(message, r.stderr)
+
     def test_cleanup_without_yes_deletes_nothing(self):
         common.require_peer("aws", shutil.which("aws"), f"{common.PIP_REQUIREMENTS} (awscli)")
         r = common.run(
