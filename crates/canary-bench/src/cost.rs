@@ -127,6 +127,49 @@ pub fn deployment_cost(
     }
 }
 
+/// The original's Lambda GB-seconds per promoted yelb-appserver deployment as this
+/// benchmark measured them on 2026-11-27 (docs/benchmarks.md: 22 invocations at their
+/// warm medians, x86_64, its stack's memory sizes): its Lambda bill when a run skips
+/// the real measurements (`--skip-real`).
+pub const ORIGINAL_GB_S_MEASURED: f64 = 2.8391;
+
+/// The original's cost per deployment from its state transitions, Lambda requests and
+/// GB-seconds (x86_64).
+pub fn original_cost(transitions: usize, requests: usize, gb_s: f64) -> DeploymentCost {
+    let sfn_usd = transitions as f64 * SFN_PER_TRANSITION;
+    let lambda_usd = gb_s * LAMBDA_X86_PER_GB_S + requests as f64 * LAMBDA_PER_REQUEST;
+    DeploymentCost {
+        transitions,
+        sfn_usd,
+        lambda_requests: requests,
+        lambda_gb_s: gb_s,
+        lambda_usd,
+        total_usd: sfn_usd + lambda_usd,
+        lines: Vec::new(),
+    }
+}
+
+/// Our cost of one simulated deployment: its transitions, and per function its
+/// invocations and the milliseconds Lambda would bill for them (`billed_ms`: all of
+/// that function's calls, work and waits inside), at `memory` (MB; 256 when missing),
+/// arm64.
+pub fn billed_cost(
+    transitions: usize,
+    invocations: &BTreeMap<String, usize>,
+    billed_ms: &BTreeMap<String, f64>,
+    memory: &BTreeMap<String, u32>,
+) -> DeploymentCost {
+    let lines: Vec<(String, usize, f64, u32)> = invocations
+        .iter()
+        .map(|(f, n)| {
+            let total = billed_ms.get(f).copied().unwrap_or(0.0);
+            let per = total / (*n).max(1) as f64;
+            (f.clone(), *n, per, memory.get(f).copied().unwrap_or(256))
+        })
+        .collect();
+    deployment_cost(transitions, &lines, LAMBDA_ARM_PER_GB_S)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +180,23 @@ mod tests {
         for f in crate::real::FUNCTIONS {
             assert!(m.contains_key(f), "{f}: {m:?}");
         }
+    }
+
+    #[test]
+    fn billed_time_at_its_memory_size_and_the_original_at_its_gigabyte_seconds() {
+        let inv: BTreeMap<String, usize> = [("health-check".to_owned(), 2)].into();
+        let ms: BTreeMap<String, f64> = [("health-check".to_owned(), 60_000.0)].into();
+        let mem: BTreeMap<String, u32> = [("health-check".to_owned(), 128)].into();
+        let c = billed_cost(40, &inv, &ms, &mem);
+        // 60 s at 0.125 GB = 7.5 GB-s; 40 transitions.
+        assert!((c.lambda_gb_s - 7.5).abs() < 1e-9, "{c:?}");
+        assert!((c.sfn_usd - 0.001).abs() < 1e-12);
+        let o = original_cost(53, 22, 2.8391);
+        assert!(
+            (o.total_usd - (0.001325 + 2.8391 * LAMBDA_X86_PER_GB_S + 22.0 * LAMBDA_PER_REQUEST))
+                .abs()
+                < 1e-12
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use canary_bench::cost::{self, LAMBDA_ARM_PER_GB_S, LAMBDA_X86_PER_GB_S};
 use canary_bench::false_alarms;
 use canary_bench::original;
 use canary_bench::real::{self, FUNCTIONS, RealConfig, RealRun};
-use canary_bench::report::{self, FunctionRow, Machine, ReactionRow, Results, Versus};
+use canary_bench::report::{self, CostRow, FunctionRow, Machine, ReactionRow, Results, Versus};
 use canary_bench::scenarios::{self, CheckConfig, Reaction};
 use canary_bench::scraped::SCRAPE_INTERVAL_SECS;
 use canary_bench::stats::Spread;
@@ -108,6 +108,9 @@ async fn reactions(
 /// original's exact rule on the same onsets, and the original's flow.
 struct VirtualRuns {
     calibrations: Vec<scenarios::Calibration>,
+    /// The default, 15 s and 10 s settings with the handlers' defaults (waits of 30 s
+    /// or less inside health-check), then 15 s and 10 s with Wait states only.
+    cost_calibrations: Vec<(scenarios::Calibration, &'static str)>,
     reaction: Vec<ReactionRow>,
     original_flow: Vec<original::OriginalRun>,
 }
@@ -182,6 +185,15 @@ async fn virtual_runs(args: &Args) -> Result<VirtualRuns, Box<dyn Error>> {
         };
         reaction.push(ReactionRow::new(&label, &method, runs));
     }
+    let mut cost_calibrations = Vec::new();
+    for (i, cal) in calibrations.iter().enumerate().skip(1).take(3) {
+        cost_calibrations.push((cal.clone(), CHOSEN_WAY));
+        if i > 1 {
+            let waits = configs[i].clone().with_inline_max_wait(0);
+            eprintln!("canary-bench: {} with Wait states only", waits.name);
+            cost_calibrations.push((scenarios::calibrate(&waits, args.delay).await?, WAIT_STATES));
+        }
+    }
     let deploy = serde_json::json!({"percentage_step": 10, "wait_time": 60});
     let original_flow = vec![
         original::run_flow(&deploy, None).await?,
@@ -189,9 +201,45 @@ async fn virtual_runs(args: &Args) -> Result<VirtualRuns, Box<dyn Error>> {
     ];
     Ok(VirtualRuns {
         calibrations,
+        cost_calibrations,
         reaction,
         original_flow,
     })
+}
+
+/// The shipped way of waiting between checks.
+const CHOSEN_WAY: &str =
+    "shipped: inside health-check when due within 30 s (60 s per invocation), else Wait states";
+/// Every wait between checks in the state machine.
+const WAIT_STATES: &str = "Wait states only";
+
+/// Our cost per deployment for the default, 15 s and 10 s checks, both ways of waiting,
+/// beside the original's at its 60 s checks.
+fn cost_rows(
+    runs: &VirtualRuns,
+    memory: &BTreeMap<String, u32>,
+    original: &cost::DeploymentCost,
+) -> Vec<CostRow> {
+    runs.cost_calibrations
+        .iter()
+        .map(|(cal, way)| {
+            let c = cost::billed_cost(
+                cal.transitions,
+                &cal.invocations,
+                &cal.billed_ms_by_function,
+                memory,
+            );
+            CostRow {
+                config: cal.config.name.clone(),
+                way: (*way).to_owned(),
+                health_checks: cal.health_checks,
+                ratio: original.total_usd / c.total_usd.max(f64::MIN_POSITIVE),
+                original_usd: original.total_usd,
+                cost: c,
+                ready_to_first_shift_millis: cal.ready_to_first_shift_millis,
+            }
+        })
+        .collect()
 }
 
 /// 1, 2: the real binaries and the baseline on real peers (unless `--skip-real`).
@@ -255,15 +303,9 @@ fn function_rows(
     functions
 }
 
-/// Per invocation of `function` in a calibration: its requests or writes.
-fn per_invocation(by_function: &BTreeMap<String, usize>, cal: &scenarios::Calibration) -> f64 {
-    by_function.get("shift-weights").copied().unwrap_or(0) as f64
-        / cal
-            .invocations
-            .get("shift-weights")
-            .copied()
-            .unwrap_or(1)
-            .max(1) as f64
+/// Route requests (or writes) per shift: those of the tasks that shift, over the shifts.
+fn per_shift(count: usize, cal: &scenarios::Calibration) -> f64 {
+    count as f64 / cal.shift_count.max(1) as f64
 }
 
 /// The cluster API and state transitions, ours (the default calibration) against the
@@ -273,8 +315,8 @@ fn cluster_comparisons(
     real: Option<&RealRun>,
     original_flow: &[original::OriginalRun],
 ) -> Vec<Versus> {
-    let shift_req = per_invocation(&cal.requests_by_function, cal);
-    let shift_writes = per_invocation(&cal.writes_by_function, cal);
+    let shift_req = per_shift(cal.shift_route_requests, cal);
+    let shift_writes = per_shift(cal.shift_route_writes, cal);
     let base_steps: Vec<_> = real
         .iter()
         .flat_map(|r| r.baseline.steps.iter())
@@ -373,6 +415,23 @@ async fn main() -> Result<(), Box<dyn Error>> {
         &runs.original_flow,
     ));
     notes.extend(method_notes(args.delay));
+    let measured_original = cost_table
+        .get("original (x86_64, warm medians)")
+        .map(|c| c.lambda_gb_s);
+    let original_lambda_basis = match measured_original {
+        Some(gb_s) => format!("{gb_s:.4} GB-s (x86_64), measured in this run (warm medians)"),
+        None => format!(
+            "{} GB-s (x86_64), as measured on 2026-11-27 (docs/benchmarks.md; this run skipped the real measurements)",
+            cost::ORIGINAL_GB_S_MEASURED
+        ),
+    };
+    let original = &runs.original_flow[0];
+    let original_cost = cost::original_cost(
+        original.transitions,
+        original.invocations.values().sum(),
+        measured_original.unwrap_or(cost::ORIGINAL_GB_S_MEASURED),
+    );
+    let cost_per_interval = cost_rows(&runs, &our_memory, &original_cost);
 
     let results = Results {
         date: today(),
@@ -384,6 +443,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         reaction: runs.reaction,
         false_alarms,
         cost: cost_table,
+        cost_per_interval,
+        original_lambda_basis,
         calibrations: runs.calibrations,
         original_flow: runs.original_flow,
         real,

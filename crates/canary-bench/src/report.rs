@@ -157,6 +157,11 @@ pub struct Results {
     pub false_alarms: Vec<FalseAlarmRow>,
     /// Cost per deployment: ours (warm, with one cold start per function), original's.
     pub cost: BTreeMap<String, DeploymentCost>,
+    /// Cost per deployment per check interval, ours (both ways of waiting between
+    /// checks) beside the original's at its 60 s checks.
+    pub cost_per_interval: Vec<CostRow>,
+    /// Where the original's Lambda bill in `cost_per_interval` comes from.
+    pub original_lambda_basis: String,
     /// Healthy runs of our flow, per check configuration.
     pub calibrations: Vec<Calibration>,
     /// The original's flow model.
@@ -167,6 +172,25 @@ pub struct Results {
     pub notes: Vec<String>,
     /// Wall time of the benchmark, s.
     pub wall_secs: f64,
+}
+
+/// One configuration's cost per deployment beside the original's.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostRow {
+    /// The check settings.
+    pub config: String,
+    /// How the waits between checks are made.
+    pub way: String,
+    /// Health checks of the deployment.
+    pub health_checks: u32,
+    /// Ours: transitions, Lambda requests and billed GB-seconds, dollars.
+    pub cost: DeploymentCost,
+    /// The original's total at its 60 s checks, dollars.
+    pub original_usd: f64,
+    /// Original ÷ ours.
+    pub ratio: f64,
+    /// From readiness to the first weight written, ms.
+    pub ready_to_first_shift_millis: Option<i64>,
 }
 
 fn opt(s: Option<Spread>, digits: usize) -> String {
@@ -221,6 +245,7 @@ pub fn markdown(r: &Results) -> String {
     reaction_table(&mut out, r);
     false_alarm_table(&mut out, r);
     flows_table(&mut out, r);
+    cost_per_interval_table(&mut out, r);
     cost_table(&mut out, r);
     notes_list(&mut out, r);
     out
@@ -367,7 +392,7 @@ fn flows_table(out: &mut String, r: &Results) {
             c.config.name,
             c.transitions,
             c.transitions as f64 * crate::cost::SFN_PER_TRANSITION,
-            c.invocations.get("health-check").copied().unwrap_or(0),
+            c.health_checks,
             c.invocations.values().sum::<usize>(),
             c.requests,
             c.writes,
@@ -386,6 +411,45 @@ fn flows_table(out: &mut String, r: &Results) {
             o.duration_secs
         );
     }
+}
+
+/// Cost per deployment per check interval, ours beside the original's.
+fn cost_per_interval_table(out: &mut String, r: &Results) {
+    if r.cost_per_interval.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        *out,
+        "\n### Cost per healthy yelb-appserver deployment by check interval, beside the original at its 60 s checks (Step Functions Standard + Lambda arm64 at the stack's memory sizes, billed duration = work + waits inside, rounded up to 1 ms)\n"
+    );
+    let _ = writeln!(
+        *out,
+        "| check settings | waits between checks | health checks | state transitions | Step Functions $ | Lambda requests | Lambda GB-s | Lambda $ | total $ | original $ | original ÷ ours | readiness → first weight ms |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for c in &r.cost_per_interval {
+        let _ = writeln!(
+            *out,
+            "| {} | {} | {} | {} | {:.6} | {} | {:.3} | {:.6} | {:.6} | {:.6} | {:.2}× | {} |",
+            c.config,
+            c.way,
+            c.health_checks,
+            c.cost.transitions,
+            c.cost.sfn_usd,
+            c.cost.lambda_requests,
+            c.cost.lambda_gb_s,
+            c.cost.lambda_usd,
+            c.cost.total_usd,
+            c.original_usd,
+            c.ratio,
+            c.ready_to_first_shift_millis
+                .map_or_else(|| "n/a".to_owned(), |m| m.to_string())
+        );
+    }
+    let _ = writeln!(
+        *out,
+        "\nThe original's Lambda bill: {}.",
+        r.original_lambda_basis
+    );
 }
 
 /// Cost per deployment.
@@ -439,6 +503,30 @@ pub fn summary(r: &Results) -> String {
             v.original
                 .map_or_else(|| "n/a".to_owned(), |s| auto(s.median)),
             v.ratio.map_or_else(String::new, |x| format!("{x:.2}×"))
+        );
+    }
+    for c in &r.cost_per_interval {
+        let _ = writeln!(
+            out,
+            "| cost per deployment, {} ({}) | {} transitions, ${:.6} | {} transitions at 60 s, ${:.6} | {:.2}× |",
+            c.config,
+            c.way,
+            c.cost.transitions,
+            c.cost.total_usd,
+            r.original_flow.first().map_or(0, |o| o.transitions),
+            c.original_usd,
+            c.ratio
+        );
+    }
+    if let Some(ms) = r
+        .cost_per_interval
+        .iter()
+        .filter_map(|c| c.ready_to_first_shift_millis)
+        .max()
+    {
+        let _ = writeln!(
+            out,
+            "| readiness to the first weight written (15 s readiness, every configuration) | at most {ms} ms | | |"
         );
     }
     for x in &r.reaction {

@@ -21,6 +21,7 @@ use canary_cli::harness::fixtures::{self, NAMESPACE, SERVICE};
 use canary_cli::harness::{DemoEnv, HarnessError};
 use canary_cli::local::{Function, LocalInvoker};
 use canary_core::clock::{Clock, ManualClock};
+use canary_core::decide::InlineChecks;
 use canary_metrics::MetricsSource;
 use canary_sfn::{NoopObserver, TaskError, TaskInvoker};
 use canary_sim::SimCluster;
@@ -51,6 +52,10 @@ pub struct CheckConfig {
     /// `None`: from CloudWatch's delayed per-minute datapoints ([`DelayedMetrics`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prometheus_scrape_secs: Option<i64>,
+    /// `Some(n)`: health-check waits inside its invocation only for checks due within
+    /// `n` s (0: every wait is a Wait state); `None`: the handler's defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inline_max_wait_secs: Option<u64>,
 }
 
 impl CheckConfig {
@@ -62,7 +67,24 @@ impl CheckConfig {
             bake_time,
             failure_threshold_time: None,
             prometheus_scrape_secs: None,
+            inline_max_wait_secs: None,
         }
+    }
+
+    /// The same settings with health-check waiting inside its invocation only for
+    /// checks due within `secs` (0: the state machine's Wait states for every check).
+    pub fn with_inline_max_wait(mut self, secs: u64) -> Self {
+        self.inline_max_wait_secs = Some(secs);
+        self
+    }
+
+    /// The inline checks health-check makes in this configuration.
+    pub fn inline_checks(&self) -> InlineChecks {
+        let mut inline = InlineChecks::default();
+        if let Some(secs) = self.inline_max_wait_secs {
+            inline.max_wait_secs = secs;
+        }
+        inline
     }
 
     /// The same settings with a Prometheus source scraped every `scrape_secs` and a
@@ -138,6 +160,27 @@ pub struct Call {
     pub writes: usize,
     /// Whether the function returned an error.
     pub failed: bool,
+    /// Reads (GET) and writes (PUT) of the route object (`virtualrouters`) by the
+    /// call: a shift reads the route and writes it once.
+    pub route_requests: usize,
+    /// Of which writes (PUT).
+    pub route_puts: usize,
+    /// Virtual time when the call began (Unix ms).
+    pub started_millis: i64,
+    /// Virtual time the call spent waiting inside (readiness reads, inline checks), ms.
+    pub waited_millis: i64,
+    /// Real time of the call in-process (the handler's work against the served
+    /// simulator, without its waits), µs.
+    pub wall_micros: u64,
+}
+
+impl Call {
+    /// Milliseconds Lambda would bill: the work plus the waits, rounded up to 1 ms.
+    pub fn billed_ms(&self) -> f64 {
+        (self.wall_micros as f64 / 1000.0 + self.waited_millis as f64)
+            .ceil()
+            .max(1.0)
+    }
 }
 
 /// Calls the handlers in-process and notes each call's API requests.
@@ -147,6 +190,7 @@ pub struct CountingInvoker {
     sim: SimCluster,
     clock: ManualClock,
     calls: Mutex<Vec<Call>>,
+    inline: Option<InlineChecks>,
 }
 
 impl CountingInvoker {
@@ -157,6 +201,34 @@ impl CountingInvoker {
             sim,
             clock,
             calls: Mutex::new(Vec::new()),
+            inline: None,
+        }
+    }
+
+    /// Calls health-check with `inline` instead of its environment's settings.
+    pub fn with_inline(mut self, inline: InlineChecks) -> Self {
+        self.inline = Some(inline);
+        self
+    }
+
+    async fn call(&self, resource: &str, input: Value) -> Result<Value, TaskError> {
+        let function = Function::from_resource(resource);
+        match (function, self.inline) {
+            (Some(Function::HealthCheck), Some(inline)) => {
+                let services = &self.inner.services;
+                let task = canary_lambda::Task::from_value(input)
+                    .map_err(|e| TaskError::new(e.error_type.as_str(), e.message.clone()))?;
+                health_check::run_with(services, task, inline)
+                    .await
+                    .and_then(canary_lambda::Task::into_value)
+                    .map_err(|e| {
+                        TaskError::new(
+                            e.error_type.as_str(),
+                            canary_core::errors::lambda_cause(e.error_type, &e.message),
+                        )
+                    })
+            }
+            _ => self.inner.invoke(resource, input).await,
         }
     }
 
@@ -171,7 +243,11 @@ impl TaskInvoker for CountingInvoker {
     async fn invoke(&self, resource: &str, input: Value) -> Result<Value, TaskError> {
         let before = self.sim.requests().len();
         let writes_before = self.sim.write_count();
-        let result = self.inner.invoke(resource, input).await;
+        let route_before = route_traffic(&self.sim);
+        let started_millis = self.clock.now_millis();
+        let wall = std::time::Instant::now();
+        let result = self.call(resource, input).await;
+        let wall_micros = u64::try_from(wall.elapsed().as_micros()).unwrap_or(u64::MAX);
         let call = Call {
             function: Function::from_resource(resource)
                 .map_or_else(|| resource.to_owned(), |f| f.name().to_owned()),
@@ -179,12 +255,29 @@ impl TaskInvoker for CountingInvoker {
             requests: self.sim.requests().len().saturating_sub(before),
             writes: self.sim.write_count().saturating_sub(writes_before),
             failed: result.is_err(),
+            route_requests: route_traffic(&self.sim).0 - route_before.0,
+            route_puts: route_traffic(&self.sim).1 - route_before.1,
+            started_millis,
+            waited_millis: self.clock.now_millis() - started_millis,
+            wall_micros,
         };
         if let Ok(mut calls) = self.calls.lock() {
             calls.push(call);
         }
         result
     }
+}
+
+/// GETs and PUTs of the route object (the demo's App Mesh VirtualRouter) so far, and of
+/// those the PUTs.
+fn route_traffic(sim: &SimCluster) -> (usize, usize) {
+    let route: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/virtualrouters/") && (r.method == "GET" || r.method == "PUT"))
+        .collect();
+    let puts = route.iter().filter(|r| r.method == "PUT").count();
+    (route.len(), puts)
 }
 
 /// A virtual clock that makes the canary's image start answering 5xx at `onset_millis`:
@@ -307,6 +400,32 @@ pub struct Calibration {
     pub writes: usize,
     /// Writes to the route object.
     pub route_writes: usize,
+    /// Health checks made (several may share one health-check invocation).
+    pub health_checks: u32,
+    /// Shifts to a higher canary weight (route writes that raised it).
+    pub shift_count: usize,
+    /// Route reads and writes of the tasks that shift (deploy-canary, health-check,
+    /// shift-weights; the apply's server-side apply is a PATCH and not counted).
+    pub shift_route_requests: usize,
+    /// Of which writes.
+    pub shift_route_writes: usize,
+    /// Milliseconds Lambda would bill per function (all its calls: work and waits).
+    pub billed_ms_by_function: BTreeMap<String, f64>,
+    /// From the new Deployment becoming ready (the simulator's ready delay after the
+    /// apply) to the first route write with the canary's weight, ms.
+    pub ready_to_first_shift_millis: Option<i64>,
+}
+
+/// The calls of the functions that shift.
+fn shifting(calls: &[Call]) -> impl Iterator<Item = &Call> {
+    let names = [
+        Function::DeployCanary.name(),
+        Function::HealthCheck.name(),
+        Function::ShiftWeights.name(),
+    ];
+    calls
+        .iter()
+        .filter(move |c| names.contains(&c.function.as_str()))
 }
 
 /// Runs one healthy canary deployment (v2 beside v1) with `config`.
@@ -316,7 +435,8 @@ pub async fn calibrate(
 ) -> Result<Calibration, ScenarioError> {
     let env = env_with_stable(config, delay_secs).await?;
     let routes_before = env.sim.weight_history(NAMESPACE).len();
-    let invoker = CountingInvoker::new(env.invoker(), env.sim.clone(), env.clock.clone());
+    let invoker = CountingInvoker::new(env.invoker(), env.sim.clone(), env.clock.clone())
+        .with_inline(config.inline_checks());
     let run = env
         .executor
         .run_named(
@@ -341,11 +461,27 @@ pub async fn calibrate(
     let mut invocations = BTreeMap::new();
     let mut requests_by_function = BTreeMap::new();
     let mut writes_by_function = BTreeMap::new();
+    let mut billed_ms_by_function = BTreeMap::new();
     for c in &calls {
+        *billed_ms_by_function
+            .entry(c.function.clone())
+            .or_insert(0.0) += c.billed_ms();
         *invocations.entry(c.function.clone()).or_insert(0) += 1;
         *requests_by_function.entry(c.function.clone()).or_insert(0) += c.requests;
         *writes_by_function.entry(c.function.clone()).or_insert(0) += c.writes;
     }
+    // The apply is deploy-canary's first call; the simulator makes the Deployment ready
+    // READY_DELAY after it.
+    let ready_to_first_shift_millis = calls
+        .iter()
+        .find(|c| c.function == Function::DeployCanary.name())
+        .filter(|_| first_shift_millis > 0)
+        .map(|c| {
+            let delay = i64::try_from(fixtures::READY_DELAY.as_millis()).unwrap_or(i64::MAX);
+            first_shift_millis - (c.started_millis + delay)
+        });
+    let shift_route_requests = shifting(&calls).map(|c| c.route_requests).sum();
+    let shift_route_writes = shifting(&calls).map(|c| c.route_puts).sum();
     let result = Calibration {
         config: config.clone(),
         succeeded: run.succeeded(),
@@ -369,6 +505,26 @@ pub async fn calibrate(
         invocations,
         requests_by_function,
         writes_by_function,
+        billed_ms_by_function,
+        ready_to_first_shift_millis,
+        shift_count: history
+            .iter()
+            .scan(0, |max, w| {
+                let weight = canary_weight(&w.weights);
+                let up = weight > *max;
+                *max = (*max).max(weight);
+                Some(up)
+            })
+            .filter(|up| *up)
+            .count(),
+        shift_route_requests,
+        shift_route_writes,
+        health_checks: run
+            .output
+            .pointer("/deployment/checks")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
     };
     env.shutdown().await;
     Ok(result)
@@ -397,15 +553,23 @@ pub async fn reaction(
     let routes_before = env.sim.weight_history(NAMESPACE).len();
     let onset_millis = first_shift_millis + onset_secs * 1000;
     let image = fixtures::image(2);
-    let clock = OnsetClock::new(env.clock.clone(), env.sim.clone(), &image, onset_millis);
-    let invoker = env.invoker();
+    let clock = Arc::new(OnsetClock::new(
+        env.clock.clone(),
+        env.sim.clone(),
+        &image,
+        onset_millis,
+    ));
+    // The handlers wait on the same clock (readiness reads, checks inside an
+    // invocation), so an onset inside their waits starts the errors on time too.
+    let mut invoker = env.invoker();
+    invoker.services.clock = clock.clone();
     let _run = env
         .executor
         .run_named(
             "bench-v2",
             config.document(&image),
             &invoker,
-            &clock,
+            clock.as_ref(),
             &mut NoopObserver,
         )
         .await;
