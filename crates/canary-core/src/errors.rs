@@ -39,11 +39,20 @@ pub enum ErrorName {
     /// and the state machine restores the service first (`RecoverService`), then
     /// renders again.
     RecoveryNeeded,
+    /// The route controller refused the route as written, or did not accept its
+    /// generation within `route_confirm_timeout`: the weights are written but not
+    /// applied. A shift's ends in rollback; a rollback's own, after its retries, in
+    /// `RollbackFailed` (traffic may be split).
+    RouteNotConfirmed,
+    /// The deployment's namespace does not exist in the cluster (or its role may not
+    /// read it): raised by deploy-canary before its first write, so nothing of the
+    /// deployment is in the cluster; the rollback ends it without touching the cluster.
+    NamespaceMissing,
 }
 
 impl ErrorName {
     /// Every name, in the order of the state machine's documentation.
-    pub const ALL: [ErrorName; 14] = [
+    pub const ALL: [ErrorName; 16] = [
         Self::InvalidInput,
         Self::ServiceLocked,
         Self::LockLost,
@@ -58,6 +67,8 @@ impl ErrorName {
         Self::StoreError,
         Self::Internal,
         Self::RecoveryNeeded,
+        Self::RouteNotConfirmed,
+        Self::NamespaceMissing,
     ];
 
     /// The exact `errorType` string.
@@ -77,6 +88,8 @@ impl ErrorName {
             Self::StoreError => "StoreError",
             Self::Internal => "Internal",
             Self::RecoveryNeeded => "RecoveryNeeded",
+            Self::RouteNotConfirmed => "RouteNotConfirmed",
+            Self::NamespaceMissing => "NamespaceMissing",
         }
     }
 
@@ -176,6 +189,10 @@ pub const INTERNAL: &str = ErrorName::Internal.as_str();
 /// render-template found a service left behind by an execution that ended: recover it
 /// first.
 pub const RECOVERY_NEEDED: &str = ErrorName::RecoveryNeeded.as_str();
+/// The route controller refused the route or did not accept it in time.
+pub const ROUTE_NOT_CONFIRMED: &str = ErrorName::RouteNotConfirmed.as_str();
+/// The deployment's namespace does not exist (or may not be read).
+pub const NAMESPACE_MISSING: &str = ErrorName::NamespaceMissing.as_str();
 
 /// Every error name our functions can return (the strings of [`ErrorName::ALL`]).
 pub const ALL: &[&str] = &[
@@ -193,6 +210,8 @@ pub const ALL: &[&str] = &[
     STORE_ERROR,
     INTERNAL,
     RECOVERY_NEEDED,
+    ROUTE_NOT_CONFIRMED,
+    NAMESPACE_MISSING,
 ];
 
 /// Errors that are worth retrying with backoff before giving up.

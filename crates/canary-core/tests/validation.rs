@@ -220,6 +220,21 @@ fn corpus() -> Vec<(Value, &'static str, &'static str)> {
         (json!({"bake_time": -1}), "bake_time", "between 0"),
         (json!({"ready_timeout": 1}), "ready_timeout", "between 10"),
         (
+            json!({"route_confirm_timeout": 91}),
+            "route_confirm_timeout",
+            "between 0 and 90 seconds (0: do not wait",
+        ),
+        (
+            json!({"route_confirm_timeout": "60s"}),
+            "route_confirm_timeout",
+            "whole number",
+        ),
+        (
+            json!({"route_confirm_timeout": -1}),
+            "route_confirm_timeout",
+            "between 0",
+        ),
+        (
             json!({"metric_dimensions": {"ClusterName": 5}}),
             "metric_dimensions.ClusterName",
             "must be a string",
@@ -312,6 +327,7 @@ fn new_optional_fields_are_parsed_with_their_meaning() {
     assert_eq!(s.check_interval(), 15);
     assert_eq!(s.bake_time(), 300);
     assert_eq!(s.ready_timeout, 120);
+    assert_eq!(s.route_confirm_timeout, 60, "the default");
     assert_eq!(s.health.max_error_rate, Some(1.5));
     assert_eq!(s.health.no_data, NoDataPolicy::Hold);
     assert_eq!(s.health.max_holds, 4);
@@ -342,4 +358,13 @@ fn config_file_wrapped_by_base64_at_76_columns_is_accepted() {
         .collect();
     doc["config_file"] = json!(wrapped.join("\n"));
     assert!(DeploySpec::parse(&doc, None).is_ok());
+}
+
+#[test]
+fn route_confirm_timeout_may_turn_the_wait_off() {
+    for (given, want) in [(0, 0), (5, 5), (90, 90)] {
+        let doc = with("yelb-appserver", json!({ "route_confirm_timeout": given }));
+        let s = DeploySpec::parse(&doc, None).unwrap();
+        assert_eq!(s.route_confirm_timeout, want);
+    }
 }

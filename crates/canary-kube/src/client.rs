@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
+use canary_core::clock::{Clock, SystemClock};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -242,11 +243,13 @@ fn check_ca(endpoint: &ClusterEndpoint) -> Result<()> {
     }
 }
 
-/// The pipeline's handle on one cluster: a client source, the request policy and the
-/// request counters. Cheap to clone (shared state).
+/// The pipeline's handle on one cluster: a client source, the request policy, the
+/// request counters, and the clock its waits are measured on (the route controller's
+/// confirmation, [`crate::router`]). Cheap to clone (shared state).
 #[derive(Debug, Clone)]
 pub struct Cluster {
     inner: Arc<Inner>,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Debug)]
@@ -272,6 +275,30 @@ impl Cluster {
                 policy,
                 stats: ApiStats::default(),
             }),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same cluster (client, counters) whose waits are measured on `clock`: the
+    /// handlers give theirs, so that a virtual clock (tests, the demo) moves instead of
+    /// sleeping. The system clock otherwise.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock this handle's waits are measured on.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// Waits `millis` on this handle's clock: a virtual clock moves, the system clock
+    /// sleeps.
+    pub async fn pause(&self, millis: u64) {
+        let m = i64::try_from(millis).unwrap_or(i64::MAX);
+        if !self.clock.advance(m) {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
         }
     }
 

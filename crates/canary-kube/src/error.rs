@@ -77,6 +77,37 @@ pub enum Error {
         attempts: u32,
     },
 
+    /// The route controller refused the route as written, or did not accept its
+    /// generation in time: the weights are stored but not applied.
+    #[error(
+        "route {route} with {weights} (generation {generation}) is not confirmed by its controller: {why}"
+    )]
+    RouteNotConfirmed {
+        /// The route: its kind, namespace and name (``VirtualRouter `shop/ui` ``).
+        route: String,
+        /// The weights stored in the route, e.g. `[ui-1=90, ui-2=10]`.
+        weights: String,
+        /// The route's `metadata.generation` that was waited for.
+        generation: i64,
+        /// What the controller said, or that it said nothing in time.
+        why: String,
+        /// How long it was waited for, in milliseconds.
+        waited_ms: u64,
+    },
+
+    /// The deployment's namespace does not exist (404), or this role may not read it
+    /// (403: with per-namespace RBAC, a namespace that does not exist has no binding
+    /// either).
+    #[error("{}", namespace_message(namespace, cluster, *forbidden))]
+    NamespaceMissing {
+        /// The namespace.
+        namespace: String,
+        /// The cluster, as deploy.json names it.
+        cluster: String,
+        /// The API server answered 403 rather than 404.
+        forbidden: bool,
+    },
+
     /// The route object does not have the shape its provider expects.
     #[error(transparent)]
     RouteShape(#[from] canary_core::provider::ShapeError),
@@ -164,6 +195,8 @@ impl Error {
                 transient: true, ..
             } => errors::KUBE_TRANSIENT,
             Self::RouteConflict { .. } => errors::ROUTE_CONFLICT,
+            Self::RouteNotConfirmed { .. } => errors::ROUTE_NOT_CONFIRMED,
+            Self::NamespaceMissing { .. } => errors::NAMESPACE_MISSING,
             Self::ApiRefused { .. }
             | Self::RouteShape(_)
             | Self::VerifyFailed { .. }
@@ -189,6 +222,21 @@ impl Error {
             Self::ApiTransient { code, .. } | Self::ApiRefused { code, .. } => Some(*code),
             _ => None,
         }
+    }
+}
+
+/// What a missing (or unreadable) namespace says, with the command that fixes it.
+fn namespace_message(namespace: &str, cluster: &str, forbidden: bool) -> String {
+    if forbidden {
+        format!(
+            "namespace {namespace} on cluster {cluster} cannot be read (403 Forbidden): either it does not exist \
+             (create it first: kubectl create namespace {namespace}) or eks-canary was not given access to it \
+             (scripts/grant-cluster-access --cluster {cluster} --namespace {namespace})"
+        )
+    } else {
+        format!(
+            "namespace {namespace} does not exist on cluster {cluster}: create it first (kubectl create namespace {namespace})"
+        )
     }
 }
 
@@ -275,6 +323,18 @@ mod tests {
             Error::Signing {
                 cluster: "c".into(),
                 message: "m".into(),
+            },
+            Error::RouteNotConfirmed {
+                route: "k `n/x`".into(),
+                weights: "[a=100]".into(),
+                generation: 2,
+                why: "w".into(),
+                waited_ms: 0,
+            },
+            Error::NamespaceMissing {
+                namespace: "shop".into(),
+                cluster: "c".into(),
+                forbidden: false,
             },
         ];
         for e in &all {

@@ -89,6 +89,26 @@ fn is_not_found(e: &Error) -> bool {
 }
 
 impl Cluster {
+    /// Checks that `namespace` exists before anything is written into it: one GET of the
+    /// Namespace. 404 is [`Error::NamespaceMissing`] ("namespace shop does not exist on
+    /// cluster blogpost: create it first (kubectl create namespace shop)"), and so is
+    /// 403: with per-namespace RBAC (scripts/grant-cluster-access), a namespace that does
+    /// not exist has no binding to allow the read either, so the message names both
+    /// causes and both fixes. `cluster` is the cluster's name for the message.
+    pub async fn ensure_namespace(&self, namespace: &str, cluster: &str) -> Result<()> {
+        let missing = |forbidden: bool| Error::NamespaceMissing {
+            namespace: namespace.to_owned(),
+            cluster: cluster.to_owned(),
+            forbidden,
+        };
+        match self.get("v1", "Namespace", "", namespace).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(missing(false)),
+            Err(e) if e.status_code() == Some(403) => Err(missing(true)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reads one object. A missing object is `Ok(None)`.
     pub async fn get(
         &self,

@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use canary_core::render::{RenderParams, Rendered, render};
 use canary_core::{DeploySpec, labels, schedule};
@@ -83,7 +84,7 @@ async fn the_four_seed_services_are_deployed_shifted_promoted_and_rolled_back() 
                 .await?,
             Readiness::Ready
         );
-        let router = router_for(v1.provider, h.cluster.clone(), "yelb");
+        let router = router_for(v1.provider, h.cluster.clone(), "yelb", Duration::ZERO);
 
         // Version 2 beside it at 0%, then every step of its schedule, then promotion.
         let canary_start = h.cluster.stats();

@@ -20,7 +20,12 @@ const STEPS: [u8; 10] = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
 
 fn router(h: &Harness, fx: &Fixture) -> Result<Box<dyn canary_kube::TrafficRouter>, String> {
     let provider = provider_of(&fx.route()).ok_or("the fixture's route has no provider")?;
-    Ok(router_for(provider, h.cluster.clone(), &fx.namespace))
+    Ok(router_for(
+        provider,
+        h.cluster.clone(),
+        &fx.namespace,
+        Duration::ZERO,
+    ))
 }
 
 /// First deployment of version 1 (straight to 100%), ready.

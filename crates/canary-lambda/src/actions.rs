@@ -4,6 +4,8 @@
 //! a failed first deployment, and finish a deployment (record, state, lock). What to do
 //! is decided in `canary_core::decide`; these only carry it out.
 
+use std::time::Duration;
+
 use canary_core::execution::OutcomeStatus;
 use canary_core::provider::Target;
 use canary_core::render::{self, RenderParams};
@@ -32,10 +34,11 @@ impl Task {
             .store
             .ensure_lock_held(&self.service_ref(), &d.execution, &d.lock_token)
             .await?;
-        services
+        Ok(services
             .clusters
             .connect(&self.spec.cluster_name, &self.spec.kubernetes_namespace)
-            .await
+            .await?
+            .with_clock(services.clock.clone()))
     }
 
     /// Fails with `Aborted` when someone asked this deployment to stop (`canary abort`),
@@ -50,12 +53,15 @@ impl Task {
         }
     }
 
-    /// The router of this deployment's provider.
+    /// The router of this deployment's provider: each route write waits for the route
+    /// controller's acceptance for up to deploy.json's `route_confirm_timeout`, on the
+    /// clock of `cluster` (the services' clock, from [`Task::cluster`]).
     pub fn router(&self, cluster: Cluster) -> Box<dyn TrafficRouter> {
         router_for(
             self.deployment.provider,
             cluster,
             &self.spec.kubernetes_namespace,
+            Duration::from_secs(self.spec.route_confirm_timeout),
         )
     }
 

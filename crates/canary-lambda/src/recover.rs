@@ -15,11 +15,14 @@
 //! retried recovery finds the route on the stable version, the objects gone and the
 //! record ended.
 
+use std::time::Duration;
+
 use canary_core::ErrorName;
 use canary_core::decide::recovery::{HolderState, RecoveryFacts, RecoveryPlan, recovered_reason};
 use canary_core::execution::{OutcomeStatus, RouteRef};
 use canary_core::labels::versioned_name;
 use canary_core::provider::{Target, TrafficProvider};
+use canary_core::spec::DEFAULT_ROUTE_CONFIRM_TIMEOUT;
 use canary_kube::{Cluster, router_for};
 use canary_store::{InProgress, LockInfo, RecoveredEnd, ServiceRef, TakeLock};
 use serde::Serialize;
@@ -229,7 +232,8 @@ async fn restore_under_lock(
             let cluster = services
                 .clusters
                 .connect(&svc.cluster, &svc.namespace)
-                .await?;
+                .await?
+                .with_clock(services.clock.clone());
             // The fence: this recovery still holds the lock.
             store.ensure_lock_held(svc, &req.by, &held.token).await?;
             if let Some(stable) = facts.stable {
@@ -312,12 +316,18 @@ async fn restore_cluster(
             .await?
             .is_some()
         {
-            router_for(provider, cluster.clone(), ns)
-                .set_weights(
-                    &route,
-                    &[Target::new(versioned_name(&svc.service, keep), 100)],
-                )
-                .await?;
+            // The records keep no deploy.json options: the default confirm timeout.
+            router_for(
+                provider,
+                cluster.clone(),
+                ns,
+                Duration::from_secs(DEFAULT_ROUTE_CONFIRM_TIMEOUT),
+            )
+            .set_weights(
+                &route,
+                &[Target::new(versioned_name(&svc.service, keep), 100)],
+            )
+            .await?;
         }
     }
     cluster

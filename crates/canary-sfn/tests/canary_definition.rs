@@ -699,6 +699,11 @@ const LEFT_TO_STATES_ALL: &[&str] = &[
     errors::METRICS_ERROR,
     errors::STORE_ERROR,
     errors::INTERNAL,
+    // A shift's route refused or unconfirmed rolls back; a rollback's own ends in
+    // RollbackFailed after its retries (its States.ALL clauses).
+    errors::ROUTE_NOT_CONFIRMED,
+    // deploy-canary before its first write: the rollback ends it touching nothing.
+    errors::NAMESPACE_MISSING,
 ];
 
 fn tasks(definition: &Value) -> Vec<(String, Value)> {

@@ -4,6 +4,7 @@
 //! (CloudWatch, or none, said loudly).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use canary_core::clock::{Clock, SystemClock};
@@ -154,7 +155,8 @@ async fn seed_from_cluster(
     {
         return Ok(None);
     }
-    let backends = router_for(provider, cluster.clone(), ns)
+    // Only read: nothing to confirm.
+    let backends = router_for(provider, cluster.clone(), ns, Duration::ZERO)
         .weights(route)
         .await
         .map_err(setup)?;

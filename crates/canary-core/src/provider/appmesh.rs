@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::{
-    RouteProvider, RouteStatus, ShapeError, Target, TrafficProvider, condition, weight_of,
+    RouteProvider, RouteStatus, ShapeError, Target, TrafficProvider, condition, refusal, weight_of,
 };
 
 type Result<T> = std::result::Result<T, ShapeError>;
@@ -170,7 +170,8 @@ impl RouteProvider for AppMesh {
                 None => RouteStatus::Pending,
             },
             Some(("False", reason, message, _)) => RouteStatus::Refused {
-                reason: format!("VirtualRouterActive=False: {reason}: {message}"),
+                reason: refusal("VirtualRouterActive", reason, message),
+                observed_generation: status["observedGeneration"].as_i64(),
             },
             _ => RouteStatus::Pending,
         }
@@ -217,6 +218,7 @@ fn target_for(old: &[Value], b: &Target) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::GenerationStatus;
 
     fn target(name: &str, weight: u8) -> Value {
         json!({"virtualNodeRef": {"name": name}, "weight": weight})
@@ -381,12 +383,27 @@ mod tests {
         assert!(status.confirms(3) && status.confirms(2) && !status.confirms(4));
         vr["status"]["conditions"][0] = json!({"type": "VirtualRouterActive", "status": "False",
             "reason": "VirtualNodeNotFound", "message": "ui-9 does not exist"});
+        let refused = AppMesh.status(&vr);
         assert_eq!(
-            AppMesh.status(&vr),
+            refused,
             RouteStatus::Refused {
                 reason: "VirtualRouterActive=False: VirtualNodeNotFound: ui-9 does not exist"
-                    .into()
+                    .into(),
+                observed_generation: Some(3),
             }
+        );
+        assert_eq!(
+            refused.of_generation(3),
+            GenerationStatus::Refused(
+                "VirtualRouterActive=False: VirtualNodeNotFound: ui-9 does not exist".into()
+            )
+        );
+        // A refusal of generation 3 says nothing yet of generation 4 (a rollback's write).
+        assert_eq!(refused.of_generation(4), GenerationStatus::Pending);
+        // The controller writes no reason or message on some refusals.
+        vr["status"]["conditions"][0] = json!({"type": "VirtualRouterActive", "status": "False"});
+        assert!(
+            matches!(AppMesh.status(&vr), RouteStatus::Refused { reason, .. } if reason == "VirtualRouterActive=False"),
         );
     }
 

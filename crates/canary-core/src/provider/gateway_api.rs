@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{
-    RouteProvider, RouteStatus, ShapeError, Target, TrafficProvider, condition, weight_of,
+    RouteProvider, RouteStatus, ShapeError, Target, TrafficProvider, condition, refusal, weight_of,
 };
 
 type Result<T> = std::result::Result<T, ShapeError>;
@@ -151,7 +151,9 @@ impl RouteProvider for GatewayApi {
 
     /// Every parent (Gateway, or Lattice service network) in `status.parents` must have
     /// `Accepted` and `ResolvedRefs` true; the route is confirmed at the lowest
-    /// `observedGeneration` among those conditions. A false condition is a refusal.
+    /// `observedGeneration` among those conditions. A false condition is a refusal, of
+    /// the generation that condition observed (the newest refusal wins when several
+    /// parents refuse); a condition missing or Unknown leaves the route pending.
     fn status(&self, route: &Value) -> RouteStatus {
         let parents = route["status"]["parents"]
             .as_array()
@@ -161,6 +163,8 @@ impl RouteProvider for GatewayApi {
             return RouteStatus::Pending;
         }
         let mut observed: Option<i64> = None;
+        let mut refused: Option<(Option<i64>, String)> = None;
+        let mut pending = false;
         for parent in parents {
             for type_ in ["Accepted", "ResolvedRefs"] {
                 match condition(&parent["conditions"], type_) {
@@ -168,20 +172,24 @@ impl RouteProvider for GatewayApi {
                         let g = generation.unwrap_or(0);
                         observed = Some(observed.map_or(g, |o| o.min(g)));
                     }
-                    Some(("False", reason, message, _)) => {
-                        return RouteStatus::Refused {
-                            reason: format!("{type_}=False: {reason}: {message}"),
-                        };
+                    Some(("False", reason, message, generation)) => {
+                        if refused.as_ref().is_none_or(|(g, _)| generation > *g) {
+                            refused = Some((generation, refusal(type_, reason, message)));
+                        }
                     }
-                    _ => return RouteStatus::Pending,
+                    _ => pending = true,
                 }
             }
         }
-        match observed {
-            Some(observed_generation) => RouteStatus::Accepted {
+        match (refused, observed) {
+            (Some((observed_generation, reason)), _) => RouteStatus::Refused {
+                reason,
                 observed_generation,
             },
-            None => RouteStatus::Pending,
+            (None, Some(observed_generation)) if !pending => RouteStatus::Accepted {
+                observed_generation,
+            },
+            _ => RouteStatus::Pending,
         }
     }
 }
@@ -242,6 +250,7 @@ fn ref_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::GenerationStatus;
 
     fn route(kind: &str, rules: Value) -> Value {
         json!({
@@ -428,14 +437,49 @@ mod tests {
         assert!(status.confirms(4) && !status.confirms(5), "{status:?}");
         hr["status"]["parents"][1]["conditions"][1] = json!({"type": "ResolvedRefs", "status": "False",
             "reason": "BackendNotFound", "message": "Service shop/ui-2 not found"});
+        // A refusal without a generation is of no known generation: never taken as a
+        // refusal of the one just written.
+        let unknown = GatewayApi.status(&hr);
         assert_eq!(
-            GatewayApi.status(&hr),
+            unknown,
             RouteStatus::Refused {
-                reason: "ResolvedRefs=False: BackendNotFound: Service shop/ui-2 not found".into()
+                reason: "ResolvedRefs=False: BackendNotFound: Service shop/ui-2 not found".into(),
+                observed_generation: None,
             }
         );
+        assert_eq!(unknown.of_generation(1), GenerationStatus::Pending);
+        hr["status"]["parents"][1]["conditions"][1]["observedGeneration"] = json!(6);
+        assert_eq!(
+            GatewayApi.status(&hr).of_generation(6),
+            GenerationStatus::Refused(
+                "ResolvedRefs=False: BackendNotFound: Service shop/ui-2 not found".into()
+            )
+        );
+        // Another parent refusing an older generation does not hide the newer refusal.
+        hr["status"]["parents"][0]["conditions"][0] = json!({"type": "Accepted", "status": "False",
+            "reason": "NoMatchingParent", "observedGeneration": 2});
+        assert!(
+            matches!(
+                GatewayApi.status(&hr),
+                RouteStatus::Refused {
+                    observed_generation: Some(6),
+                    ..
+                }
+            ),
+            "{:?}",
+            GatewayApi.status(&hr)
+        );
+        hr["status"] = json!({"parents": [parent(7), parent(7)]});
         hr["status"]["parents"][1]["conditions"] = json!([]);
         assert_eq!(GatewayApi.status(&hr), RouteStatus::Pending);
+        hr["status"]["parents"][1]["conditions"] = json!([{"type": "Accepted", "status": "Unknown",
+            "reason": "Pending", "observedGeneration": 7}, {"type": "ResolvedRefs", "status": "True", "observedGeneration": 7}]);
+        assert_eq!(GatewayApi.status(&hr), RouteStatus::Pending);
+        hr["status"]["parents"][1] = parent(7);
+        assert_eq!(
+            GatewayApi.status(&hr).of_generation(7),
+            GenerationStatus::Accepted
+        );
     }
 
     #[test]

@@ -195,12 +195,26 @@ pub enum RouteStatus {
         observed_generation: i64,
     },
     /// The controller refused the route: `reason` is the failing condition, its reason
-    /// and message ("ResolvedRefs=False: BackendNotFound: ...").
+    /// and message ("ResolvedRefs=False: BackendNotFound: ..."), about the route as it
+    /// was at `observed_generation` (`None`: the controller did not say which).
     Refused {
         /// What the controller said.
         reason: String,
+        /// The generation the refusal is about.
+        observed_generation: Option<i64>,
     },
     /// No verdict from the controller for the current generation yet.
+    Pending,
+}
+
+/// What a route's status says of one generation of it (see [`RouteStatus::of_generation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GenerationStatus {
+    /// The controller accepted this generation (or a newer one).
+    Accepted,
+    /// The controller refused this generation (or a newer one): the reason.
+    Refused(String),
+    /// Not yet known: no status, or a status about an older generation.
     Pending,
 }
 
@@ -208,6 +222,37 @@ impl RouteStatus {
     /// Whether the controller has accepted `generation` (or a newer one).
     pub fn confirms(&self, generation: i64) -> bool {
         matches!(self, Self::Accepted { observed_generation } if *observed_generation >= generation)
+    }
+
+    /// What this status says of `generation`. A refusal of an older generation (or of an
+    /// unknown one) is not a refusal of this one: the controller has not looked at it
+    /// yet, and the spec that was refused may be gone (a rollback rewrites a route whose
+    /// canary backend was refused). It stays pending.
+    pub fn of_generation(&self, generation: i64) -> GenerationStatus {
+        match self {
+            Self::Accepted { .. } if self.confirms(generation) => GenerationStatus::Accepted,
+            Self::Refused {
+                reason,
+                observed_generation: Some(g),
+            } if *g >= generation => GenerationStatus::Refused(reason.clone()),
+            _ => GenerationStatus::Pending,
+        }
+    }
+
+    /// The status in a few words, for messages ("accepted at generation 4", "refused at
+    /// generation 3: ...", "no status").
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Accepted {
+                observed_generation,
+            } => format!("accepted at generation {observed_generation}"),
+            Self::Refused {
+                reason,
+                observed_generation: Some(g),
+            } => format!("refused at generation {g}: {reason}"),
+            Self::Refused { reason, .. } => format!("refused: {reason}"),
+            Self::Pending => "no status for it".to_owned(),
+        }
     }
 }
 
@@ -392,6 +437,19 @@ pub(crate) fn condition<'a>(
                 c["observedGeneration"].as_i64(),
             )
         })
+}
+
+/// A refusal's words: "Type=False: Reason: message", without the parts the controller
+/// left empty.
+pub(crate) fn refusal(type_: &str, reason: &str, message: &str) -> String {
+    let mut out = format!("{type_}=False");
+    for part in [reason, message] {
+        if !part.is_empty() {
+            out.push_str(": ");
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub const FIELDS: &[&str] = &[
     "check_interval",
     "bake_time",
     "ready_timeout",
+    "route_confirm_timeout",
     "max_error_rate",
     "min_request_count",
     "no_data",

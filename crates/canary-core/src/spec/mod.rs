@@ -34,6 +34,11 @@ pub const DEFAULT_METRIC_NAMESPACE: &str = "EnvoyPrometheus/ResponseCode";
 pub const DEFAULT_FAILURE_THRESHOLD_TIME: u64 = 600;
 /// Default time for the new Deployment to become ready, in seconds.
 pub const DEFAULT_READY_TIMEOUT: u64 = 600;
+/// Default time the route controller has to accept a route write, in seconds.
+pub const DEFAULT_ROUTE_CONFIRM_TIMEOUT: u64 = 60;
+/// The longest `route_confirm_timeout`: the wait happens inside the task that wrote the
+/// route (a Task's TimeoutSeconds is 120 in the definition).
+pub const MAX_ROUTE_CONFIRM_TIMEOUT: u64 = 90;
 /// Default number of consecutive `hold` verdicts before the canary is rolled back.
 pub const DEFAULT_MAX_HOLDS: u32 = 3;
 /// The longest wait, window or bake this tool accepts: one day, in seconds.
@@ -109,6 +114,10 @@ pub struct DeploySpec {
     bake_time: Option<u64>,
     /// Seconds the new Deployment has to become ready.
     pub ready_timeout: u64,
+    /// Seconds the route controller has to accept each route write (its status shows
+    /// the written generation accepted); 0: no wait, for controllers that write no
+    /// status.
+    pub route_confirm_timeout: u64,
     pub health: HealthSpec,
     /// Where the health numbers come from, and the latency and canary-vs-stable rules
     /// (the `metrics` section).

@@ -10,8 +10,9 @@ use super::health::parse_health;
 use super::metrics::parse_metrics;
 use super::reader::{Reader, kind};
 use super::{
-    DEFAULT_FAILURE_THRESHOLD_TIME, DEFAULT_READY_TIMEOUT, DeploySpec, FieldError, MAX_SECONDS,
-    MAX_VERSION, NO_COUNT_LIMIT, ParseOptions, SourceSpec, TrafficProvider, ValidationErrors,
+    DEFAULT_FAILURE_THRESHOLD_TIME, DEFAULT_READY_TIMEOUT, DEFAULT_ROUTE_CONFIRM_TIMEOUT,
+    DeploySpec, FieldError, MAX_ROUTE_CONFIRM_TIMEOUT, MAX_SECONDS, MAX_VERSION, NO_COUNT_LIMIT,
+    ParseOptions, SourceSpec, TrafficProvider, ValidationErrors,
 };
 use crate::names;
 
@@ -79,6 +80,16 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
     let template = read_template(&mut r, options);
     let traffic_provider = read_provider(&mut r);
     let (check_interval, bake_time, ready_timeout) = read_timings(&mut r, wait_time);
+    let v = r.get("route_confirm_timeout");
+    let route_confirm_timeout = r
+        .integer(
+            "route_confirm_timeout",
+            v,
+            0,
+            MAX_ROUTE_CONFIRM_TIMEOUT,
+            " seconds (0: do not wait for the route controller)",
+        )
+        .unwrap_or(DEFAULT_ROUTE_CONFIRM_TIMEOUT);
     let health = parse_health(&mut r, service.as_deref());
     let mut metrics = parse_metrics(&mut r);
     if let (Some(rule), Some(min)) = (metrics.compare.as_mut(), health.min_request_count) {
@@ -138,6 +149,7 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
                 check_interval,
                 bake_time,
                 ready_timeout,
+                route_confirm_timeout,
                 health,
                 metrics,
             };

@@ -9,13 +9,27 @@
 //! rounds, then [`Error::RouteConflict`]. The PUT's answer is the stored object, so the
 //! weights are verified from it without another GET. One weight change is thus one GET
 //! and one PUT; unchanged weights are one GET and no write.
+//!
+//! A weight written is not yet a weight applied: the route's controller (the AWS
+//! Gateway API Controller for VPC Lattice, the App Mesh controller) must accept it. So
+//! after the write — and when the weights were already in place, since a retried task
+//! must not take an earlier refused write for done — the router waits, reading the
+//! route at most [`CONFIRM_POLL_MAX`] apart on the cluster's clock, until the
+//! provider's reading of its status ([`RouteProvider::status`]) accepts the stored
+//! `metadata.generation` or a newer one, for up to the router's confirm timeout
+//! (deploy.json's `route_confirm_timeout`). A refusal of that generation ends the wait
+//! at once; no acceptance in time ends it too: both are [`Error::RouteNotConfirmed`]
+//! with what the controller said. A timeout of zero turns the wait off (a controller
+//! that writes no status). The report says how long the confirmation took, so that the
+//! caller starts its step's clock after it.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use canary_core::execution::RouteRef;
-use canary_core::provider::{self, RouteProvider, TrafficProvider};
+use canary_core::provider::{self, GenerationStatus, RouteProvider, TrafficProvider};
 use serde_json::Value;
 
 use crate::client::Cluster;
@@ -25,6 +39,13 @@ pub use canary_core::provider::{Target, describe};
 
 /// How many read-modify-write rounds a weight change may take before giving up.
 pub const MAX_ROUTE_ATTEMPTS: u32 = 5;
+
+/// The first pause between two readings of the route while waiting for its controller;
+/// each further one doubles, up to [`CONFIRM_POLL_MAX`].
+pub const CONFIRM_POLL_FIRST: Duration = Duration::from_millis(200);
+
+/// The longest pause between two readings of the route while waiting for its controller.
+pub const CONFIRM_POLL_MAX: Duration = Duration::from_secs(1);
 
 /// What a weight change did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -39,6 +60,13 @@ pub struct SetWeightsReport {
     pub conflicts: u32,
     /// `metadata.resourceVersion` of the route after the change.
     pub resource_version: Option<String>,
+    /// `metadata.generation` of the route after the change: what the controller was
+    /// asked to accept.
+    pub generation: Option<i64>,
+    /// How long the controller took to accept it, in milliseconds on the cluster's
+    /// clock; `None` when it was not waited for (confirm timeout 0, or a route without a
+    /// generation).
+    pub confirm_millis: Option<u64>,
 }
 
 /// Shifts traffic between the versions of a service.
@@ -51,17 +79,22 @@ pub trait TrafficRouter: Send + Sync + Debug {
     async fn weights(&self, route: &RouteRef) -> Result<Vec<Target>>;
 
     /// Makes every target list of the route exactly `targets` (weights summing to 100),
-    /// with at most one successful write.
+    /// with at most one successful write, then waits until the route's controller has
+    /// accepted it ([`Error::RouteNotConfirmed`] when it refuses, or says nothing within
+    /// the confirm timeout).
     async fn set_weights(&self, route: &RouteRef, targets: &[Target]) -> Result<SetWeightsReport>;
 }
 
-/// The router for `provider`, working on routes in `namespace`.
+/// The router for `provider`, working on routes in `namespace`, which waits up to
+/// `confirm_timeout` (on the cluster's clock) for the route controller to accept each
+/// change; zero: no wait.
 pub fn router_for(
     provider: TrafficProvider,
     cluster: Cluster,
     namespace: &str,
+    confirm_timeout: Duration,
 ) -> Box<dyn TrafficRouter> {
-    Box::new(EditingRouter::new(cluster, namespace, provider))
+    Box::new(EditingRouter::new(cluster, namespace, provider).confirming_within(confirm_timeout))
 }
 
 /// The provider that owns a route object of `api_version` / `kind`.
@@ -82,16 +115,26 @@ pub struct EditingRouter {
     cluster: Cluster,
     namespace: String,
     editor: TrafficProvider,
+    confirm_timeout: Duration,
 }
 
 impl EditingRouter {
-    /// A router for `provider`'s route objects in `namespace`.
+    /// A router for `provider`'s route objects in `namespace` that does not wait for
+    /// the controller ([`EditingRouter::confirming_within`] turns the wait on).
     pub fn new(cluster: Cluster, namespace: &str, provider: TrafficProvider) -> Self {
         Self {
             cluster,
             namespace: namespace.to_owned(),
             editor: provider,
+            confirm_timeout: Duration::ZERO,
         }
+    }
+
+    /// The same router, waiting up to `timeout` for the controller after each change.
+    #[must_use]
+    pub fn confirming_within(mut self, timeout: Duration) -> Self {
+        self.confirm_timeout = timeout;
+        self
     }
 }
 
@@ -112,14 +155,35 @@ impl TrafficRouter for EditingRouter {
     }
 
     async fn set_weights(&self, route: &RouteRef, backends: &[Target]) -> Result<SetWeightsReport> {
-        rewrite_route(
+        let mut report = rewrite_route(
             &self.cluster,
             &self.namespace,
             route,
             backends,
             &*self.editor,
         )
-        .await
+        .await?;
+        if self.confirm_timeout.is_zero() {
+            return Ok(report);
+        }
+        let Some(generation) = report.generation else {
+            tracing::warn!(route = %route.name, "the route has no metadata.generation: its controller's acceptance cannot be told, not waiting for it");
+            return Ok(report);
+        };
+        let waited = confirm_route(
+            &self.cluster,
+            &self.namespace,
+            route,
+            &*self.editor,
+            Confirm {
+                generation,
+                weights: &report.current,
+                timeout: self.confirm_timeout,
+            },
+        )
+        .await?;
+        report.confirm_millis = Some(waited);
+        Ok(report)
     }
 }
 
@@ -161,6 +225,8 @@ pub(crate) async fn rewrite_route(
                 written: false,
                 conflicts,
                 resource_version: resource_version(&current),
+                generation: generation(&current),
+                confirm_millis: None,
             });
         }
         match cluster.replace(&desired).await {
@@ -190,6 +256,8 @@ pub(crate) async fn rewrite_route(
                     written: true,
                     conflicts,
                     resource_version: resource_version(&stored),
+                    generation: generation(&stored),
+                    confirm_millis: None,
                 });
             }
             Err(e) if e.status_code() == Some(409) => {
@@ -237,4 +305,83 @@ async fn service_port(cluster: &Cluster, namespace: &str, name: &str) -> Result<
 
 fn resource_version(v: &Value) -> Option<String> {
     v["metadata"]["resourceVersion"].as_str().map(str::to_owned)
+}
+
+fn generation(v: &Value) -> Option<i64> {
+    v["metadata"]["generation"].as_i64()
+}
+
+/// What [`confirm_route`] waits for.
+struct Confirm<'a> {
+    /// The route's generation that must be accepted (or a newer one).
+    generation: i64,
+    /// The weights stored at that generation, for messages.
+    weights: &'a [Target],
+    /// How long to wait.
+    timeout: Duration,
+}
+
+/// Reads the route until its controller accepts `c.generation` (the milliseconds that
+/// took, on the cluster's clock), refuses it, or `c.timeout` has passed (both
+/// [`Error::RouteNotConfirmed`]). Readings are at most [`CONFIRM_POLL_MAX`] apart.
+async fn confirm_route(
+    cluster: &Cluster,
+    namespace: &str,
+    route: &RouteRef,
+    editor: &dyn RouteProvider,
+    c: Confirm<'_>,
+) -> Result<u64> {
+    let clock = cluster.clock();
+    let started = clock.now_millis();
+    let timeout_ms = u64::try_from(c.timeout.as_millis()).unwrap_or(u64::MAX);
+    let max_pause = u64::try_from(CONFIRM_POLL_MAX.as_millis()).unwrap_or(1_000);
+    let mut pause = u64::try_from(CONFIRM_POLL_FIRST.as_millis()).unwrap_or(200);
+    let not_confirmed = |why: String, waited_ms: u64| Error::RouteNotConfirmed {
+        route: format!("{} `{namespace}/{}`", route.kind, route.name),
+        weights: describe(c.weights),
+        generation: c.generation,
+        why,
+        waited_ms,
+    };
+    loop {
+        let object = read_route(cluster, namespace, route).await?;
+        let status = editor.status(&object);
+        let waited = u64::try_from(clock.now_millis().saturating_sub(started)).unwrap_or(0);
+        match status.of_generation(c.generation) {
+            GenerationStatus::Accepted => {
+                tracing::info!(route = %route.name, generation = c.generation, waited_ms = waited, "the route controller accepted the route");
+                return Ok(waited);
+            }
+            GenerationStatus::Refused(reason) => {
+                tracing::warn!(route = %route.name, generation = c.generation, %reason, "the route controller refused the route");
+                return Err(not_confirmed(
+                    format!("the controller refused it: {reason}"),
+                    waited,
+                ));
+            }
+            GenerationStatus::Pending if waited >= timeout_ms => {
+                return Err(not_confirmed(
+                    format!(
+                        "the controller did not accept it within {} (route_confirm_timeout); its status: {}",
+                        seconds(timeout_ms),
+                        status.describe()
+                    ),
+                    waited,
+                ));
+            }
+            GenerationStatus::Pending => {
+                cluster.pause(pause.min(timeout_ms - waited)).await;
+                pause = (pause * 2).min(max_pause);
+            }
+        }
+    }
+}
+
+/// `60 s`, `1.5 s`.
+fn seconds(millis: u64) -> String {
+    if millis.is_multiple_of(1000) {
+        format!("{} s", millis / 1000)
+    } else {
+        format!("{:.1} s", millis as f64 / 1000.0)
+    }
 }

@@ -72,12 +72,24 @@ pub async fn harness_with(
     namespace: &str,
     policy: RequestPolicy,
 ) -> Result<Harness, Box<dyn std::error::Error>> {
+    harness_configured(namespace, policy, |c| c).await
+}
+
+/// Starts a simulated cluster configured by `configure` (strict namespaces, a route
+/// controller) and a client with `policy` whose waits run on the simulator's clock.
+pub async fn harness_configured(
+    namespace: &str,
+    policy: RequestPolicy,
+    configure: impl FnOnce(SimConfig) -> SimConfig,
+) -> Result<Harness, Box<dyn std::error::Error>> {
     let clock = ManualClock::starting_at(1_767_225_600_000);
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    let sim = SimCluster::new(SimConfig::new(shared, READY_DELAY));
+    let sim = SimCluster::new(configure(SimConfig::new(shared.clone(), READY_DELAY)));
     let server = sim.serve("127.0.0.1:0".parse()?).await?;
     let kubeconfig = canary_sim::kubeconfig_yaml(&server.url, namespace);
-    let cluster = Cluster::from_kubeconfig_yaml(&kubeconfig, None, policy).await?;
+    let cluster = Cluster::from_kubeconfig_yaml(&kubeconfig, None, policy)
+        .await?
+        .with_clock(shared);
     Ok(Harness {
         sim,
         server,
