@@ -386,7 +386,7 @@ fn the_demo_binary_exits_0_and_prints_every_scenarios_timeline_and_the_table() {
         "healthy-canary",
         "faulty-canary",
         "canary-not-ready",
-        "ShiftWeights     100%",
+        "-> v2 at 100% (step 10/10)",
         "UNHEALTHY",
         "ImagePullBackOff",
         "Every scenario ended as expected",
@@ -407,7 +407,14 @@ fn the_demo_runs_one_scenario_as_json() {
     let scenarios = doc["scenarios"].as_array().unwrap();
     assert_eq!(scenarios.len(), 1);
     assert_eq!(scenarios[0]["outcome"], "rolled_back");
-    assert!(scenarios[0]["timeline"].as_array().unwrap().len() >= 5);
+    // Rendered, deployed and first shifted at readiness, judged unhealthy, rolled back.
+    let timeline = scenarios[0]["timeline"].as_array().unwrap();
+    assert!(timeline.len() >= 4, "{timeline:?}");
+    let text = serde_json::to_string(timeline).unwrap();
+    assert!(
+        text.contains("Rollback") && text.contains("UNHEALTHY"),
+        "{text}"
+    );
 }
 
 #[test]
