@@ -565,11 +565,19 @@ class ClusterAccess(unittest.TestCase):
 
         role = next(yaml.safe_load_all((common.CFN_DIR / "k8s-rbac.yaml").read_text()))
         with_get = sorted(r for rule in role["rules"] if "get" in rule["verbs"] for r in rule["resources"])
-        self.assertEqual(with_get, ["deployments", "grpcroutes", "httproutes", "services", "virtualrouters"])
+        self.assertEqual(
+            with_get, ["deployments", "grpcroutes", "httproutes", "namespaces", "services", "virtualrouters"]
+        )
+        # the namespace itself, and only it: read once when an apply is refused, to tell a
+        # missing namespace from another refusal (Cluster::ensure_namespace)
+        (ns_rule,) = [rule for rule in role["rules"] if "namespaces" in rule["resources"]]
+        self.assertEqual(ns_rule["resources"], ["namespaces"])
+        self.assertEqual(ns_rule["verbs"], ["get"])
+        self.assertEqual(ns_rule["resourceNames"], ["${KUBERNETES_NAMESPACE}"])
         # the reads by name in canary-kube, each of one of those kinds
         source = "\n".join(p.read_text() for p in sorted((common.ROOT / "crates" / "canary-kube" / "src").rglob("*.rs")))
         literal_gets = set(re.findall(r'\.get\(\s*"[^"]*",\s*"([A-Za-z]+)"', source))
-        self.assertLessEqual(literal_gets, {"Deployment", "Service"}, literal_gets)
+        self.assertLessEqual(literal_gets, {"Deployment", "Service", "Namespace"}, literal_gets)
         self.assertIn("read_route", source)  # the route kinds: VirtualRouter, HTTPRoute, GRPCRoute
         everything = sorted(r for rule in role["rules"] for r in rule["resources"])
         self.assertEqual(

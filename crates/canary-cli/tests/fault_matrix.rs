@@ -13,11 +13,12 @@ async fn every_cell_of_the_fault_matrix_ends_whole_on_one_version() {
     let text = matrix_text(&cells);
     println!("{text}");
     // Three faults per state, two scenarios, an unlock and a stop before every task but
-    // the first (render-template takes the lock), and a stop recovered by the next
-    // deployment.
+    // the first (render-template takes the lock), a stop recovered by the next
+    // deployment, and four route-controller and namespace cells (the canary's route
+    // refused, never confirmed, the rollback's route refused, a missing namespace).
     assert_eq!(
         cells.len(),
-        TASK_STATES.len() * 3 + 2 + 2 * (TASK_STATES.len() - 1) + 1
+        TASK_STATES.len() * 3 + 2 + 2 * (TASK_STATES.len() - 1) + 1 + 4
     );
     let failed: Vec<String> = cells
         .iter()

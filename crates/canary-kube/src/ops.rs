@@ -89,8 +89,7 @@ fn is_not_found(e: &Error) -> bool {
 }
 
 impl Cluster {
-    /// Checks that `namespace` exists before anything is written into it: one GET of the
-    /// Namespace. 404 is [`Error::NamespaceMissing`] ("namespace shop does not exist on
+    /// Checks that `namespace` exists: one GET of the Namespace. 404 is [`Error::NamespaceMissing`] ("namespace shop does not exist on
     /// cluster blogpost: create it first (kubectl create namespace shop)"), and so is
     /// 403: with per-namespace RBAC (scripts/grant-cluster-access), a namespace that does
     /// not exist has no binding to allow the read either, so the message names both
@@ -189,6 +188,30 @@ impl Cluster {
             report.applied.push(key);
         }
         Ok(report)
+    }
+
+    /// [`Cluster::apply`] of a deployment's objects into `namespace` of the cluster
+    /// deploy.json calls `cluster`, telling a missing namespace from other refusals: when
+    /// the API server refuses an object with 404 (NamespaceLifecycle: `namespaces "shop"
+    /// not found`) or 403 (with per-namespace RBAC, a namespace that does not exist has
+    /// no binding), one GET of the namespace ([`Cluster::ensure_namespace`]) decides, and
+    /// a missing one is [`Error::NamespaceMissing`]. The refused write stored nothing, so
+    /// a deployment into a missing namespace fails before anything of it is written.
+    pub async fn apply_into(
+        &self,
+        objects: &[Value],
+        namespace: &str,
+        cluster: &str,
+    ) -> Result<ApplyReport> {
+        match self.apply(objects).await {
+            Err(e) if matches!(e.status_code(), Some(403 | 404)) => {
+                match self.ensure_namespace(namespace, cluster).await {
+                    Err(missing @ Error::NamespaceMissing { .. }) => Err(missing),
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 
     /// Whether Deployment `namespace/name` is ready, and if not, why. One GET when it is

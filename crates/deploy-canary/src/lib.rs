@@ -85,7 +85,15 @@ async fn apply(
         .filter(|o| !(first && o.is_route))
         .map(|o| o.value)
         .collect();
-    let report = cluster.apply(&objects).await?;
+    // A namespace that does not exist is named as such (NamespaceMissing), with nothing
+    // written: the rollback then ends the deployment without touching the cluster.
+    let report = cluster
+        .apply_into(
+            &objects,
+            &task.spec.kubernetes_namespace,
+            &task.spec.cluster_name,
+        )
+        .await?;
     tracing::info!(
         applied = report.applied.len(),
         "applied the canary's objects"

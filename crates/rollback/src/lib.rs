@@ -25,7 +25,9 @@
 pub mod recovery;
 
 use canary_core::decide::NothingCanServe;
-use canary_core::decide::rollback::{RollbackPlan, completed_promotion_reason, rolled_back_reason};
+use canary_core::decide::rollback::{
+    RollbackPlan, completed_promotion_reason, nothing_applied_reason, rolled_back_reason,
+};
 use canary_core::execution::OutcomeStatus;
 use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task};
 use serde_json::Value;
@@ -41,6 +43,14 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
 
 /// Runs the task.
 pub async fn run(services: &Services, task: Task) -> Result<Task, HandlerError> {
+    // Nothing of the deployment reached the cluster (its namespace does not exist): end
+    // it (record, lock released) without a request to the cluster.
+    let service = &task.spec.microservice_name;
+    if let Some(reason) = nothing_applied_reason(service, &task.deployment, task.error.as_ref()) {
+        return task
+            .finish(services, OutcomeStatus::RolledBack, reason)
+            .await;
+    }
     let cluster = task.cluster(services).await?;
     let d = &task.deployment;
     let service = &task.spec.microservice_name;

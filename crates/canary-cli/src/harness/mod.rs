@@ -142,9 +142,17 @@ impl DemoEnv {
     /// Starts the simulated cluster on an ephemeral loopback port with traffic on the
     /// demo's service, and connects the real kube client to it through its kubeconfig.
     pub async fn start() -> Result<Self, HarnessError> {
+        Self::start_with(|config| config).await
+    }
+
+    /// [`DemoEnv::start`] with the simulated cluster configured by `configure` (strict
+    /// namespaces, a route controller).
+    pub async fn start_with(
+        configure: impl FnOnce(SimConfig) -> SimConfig,
+    ) -> Result<Self, HarnessError> {
         let clock = ManualClock::starting_at(START_MILLIS);
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-        let sim = SimCluster::new(SimConfig::new(shared.clone(), READY_DELAY));
+        let sim = SimCluster::new(configure(SimConfig::new(shared.clone(), READY_DELAY)));
         let server = sim
             .serve(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await

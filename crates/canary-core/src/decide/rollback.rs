@@ -46,6 +46,26 @@ impl RollbackPlan {
     }
 }
 
+/// When the caught error says that nothing of the deployment reached the cluster (its
+/// namespace does not exist: deploy-canary's first write was refused), the rollback has
+/// nothing to undo and must not touch the cluster (it may not even be allowed to): the
+/// reason the record keeps. `None` for every other error.
+pub fn nothing_applied_reason(
+    service: &str,
+    d: &Deployment,
+    caught: Option<&CaughtError>,
+) -> Option<String> {
+    let caught = caught?;
+    if ErrorName::from_name(&caught.error) != Some(ErrorName::NamespaceMissing) {
+        return None;
+    }
+    Some(format!(
+        "{} was not deployed, nothing was written to the cluster: {}",
+        versioned_name(service, d.canary_version),
+        crate::errors::readable_cause(caught.cause.trim())
+    ))
+}
+
 /// Neither the stable version nor the canary has a Deployment: no version can serve,
 /// and a person must restore one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
