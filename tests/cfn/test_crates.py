@@ -61,7 +61,9 @@ class CratesMatchStack(unittest.TestCase):
                 self.assertEqual(props["Code"]["S3Key"], {"Fn::Sub": "${ArtifactsPrefix}/" + f + ".zip"})
                 self.assertEqual(props["Code"]["S3Bucket"], {"Ref": "ArtifactsBucketName"})
                 self.assertIn(props["MemorySize"], range(128, 1025))
-                self.assertIn(props["Timeout"], range(10, 121))
+                # Up to 180 s: a task may watch readiness or check for 60 s and then wait up to
+                # route_confirm_timeout (at most 90 s) for the route controller.
+                self.assertIn(props["Timeout"], range(10, 181))
                 self.assertNotIn("Layers", props)
 
     def test_the_package_script_builds_the_same_six(self):

@@ -37,7 +37,8 @@ pub const DEFAULT_READY_TIMEOUT: u64 = 600;
 /// Default time the route controller has to accept a route write, in seconds.
 pub const DEFAULT_ROUTE_CONFIRM_TIMEOUT: u64 = 60;
 /// The longest `route_confirm_timeout`: the wait happens inside the task that wrote the
-/// route (a Task's TimeoutSeconds is 120 in the definition).
+/// route, after up to 60 s of watching or checking (the functions that write routes time
+/// out at 120-180 s, cloudformation/shared.yaml).
 pub const MAX_ROUTE_CONFIRM_TIMEOUT: u64 = 90;
 /// Default number of consecutive `hold` verdicts before the canary is rolled back.
 pub const DEFAULT_MAX_HOLDS: u32 = 3;
