@@ -16,8 +16,15 @@
 //! to the cluster; render-template may not) restores it and comes back here. A lock
 //! held by an execution that still runs, or may, is `ServiceLocked` as always.
 //!
+//! An execution whose name says it belongs to another service (the owner prefix
+//! `<namespace>_<service>_` that pipelines and `canary start` give, see [`owner`]) is
+//! refused with `InvalidInput` before any lock is taken: a pipeline deploys only its
+//! own service. A name without an owner prefix is accepted ([`owner`] says why).
+//!
 //! After the lock is taken, a failure ends the new deployment's record ("render
 //! failed: ...") and releases the lock, so nothing is left held or unexplained.
+
+pub mod owner;
 
 use canary_core::decide::HolderState;
 use canary_core::execution::{RouteRef, Start};
@@ -38,6 +45,12 @@ pub async fn run(services: &Services, input: RenderInput) -> Result<Task, Handle
     let RenderInput { deploy, execution } = input;
     let spec = DeploySpec::parse(&deploy, None)?;
     let route = check_template(&spec)?;
+    owner::check(
+        &execution,
+        &spec.kubernetes_namespace,
+        &spec.microservice_name,
+    )
+    .map_err(HandlerError::invalid)?;
     let Value::Object(raw) = deploy else {
         return Err(HandlerError::internal(
             "deploy.json was validated but is not an object",
