@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::spec::{DeploySpec, TrafficProvider};
+use crate::spec::{DeploySpec, OnTimeout, TrafficProvider};
 use crate::verdict::Verdict;
 
 /// The key under which the tasks keep their state in the execution document.
@@ -109,6 +109,67 @@ pub struct Deployment {
     /// Set when the deployment has ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// The gate the deployment waits at, if it waits (`decide/gates.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateWait>,
+    /// Set by `canary promote --full`: no gate pauses any more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_gates: bool,
+    /// Why the deployment rolls back when neither a verdict nor an error says it (a
+    /// gate's timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_reason: Option<String>,
+}
+
+/// A gate the deployment waits at: its weight holds and the checks go on until a person
+/// approves or the deadline passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateWait {
+    /// The gate's name: `50%` or `promotion`.
+    pub gate: String,
+    /// The canary's weight while it waits.
+    pub weight: u8,
+    /// When the wait began (Unix seconds).
+    pub since: i64,
+    /// When the wait ends without an approval (Unix seconds).
+    pub deadline: i64,
+    /// What the deadline passing means.
+    pub on_timeout: OnTimeout,
+}
+
+/// What happened at a gate or by a person's hand, for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// The deployment reached a gate and began to wait.
+    Paused,
+    /// A person passed the gate (`canary approve`).
+    Approved,
+    /// A person skipped the rest of the step (`canary promote`).
+    Promoted,
+    /// A person skipped every remaining step (`canary promote --full`).
+    PromotedFull,
+    /// Nobody approved before the gate's deadline.
+    TimedOut,
+    /// A person asked for a rollback (`canary abort`).
+    Aborted,
+}
+
+/// One entry of a record's `actions`: who did what, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorAction {
+    pub kind: ActionKind,
+    /// Who: the person (from the request), or `deploy.json` for a gate's own events.
+    pub by: String,
+    /// Why, in their words (or what the gate did).
+    pub reason: String,
+    /// When it took effect (Unix seconds).
+    pub at: i64,
+    /// The gate it concerns, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+    /// The canary's weight then.
+    pub weight: u8,
 }
 
 /// The object whose weights shift traffic.
@@ -172,6 +233,9 @@ impl Deployment {
             next: Next::Apply,
             wait_seconds: 0,
             outcome: None,
+            gate: None,
+            skip_gates: false,
+            rollback_reason: None,
         }
     }
 

@@ -32,8 +32,8 @@ pub mod whatif;
 
 pub use errors::ErrorName;
 pub use execution::{
-    CaughtError, Deployment, DocumentError, ExecutionDocument, Next, Outcome, OutcomeStatus,
-    RouteRef, Start,
+    ActionKind, CaughtError, Deployment, DocumentError, ExecutionDocument, GateWait, Next,
+    OperatorAction, Outcome, OutcomeStatus, RouteRef, Start,
 };
 pub use render::{RenderError, RenderParams, Rendered, RenderedObject, Scope};
 

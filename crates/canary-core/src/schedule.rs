@@ -1,7 +1,7 @@
 //! The weight schedule: which canary weights a deployment goes through, and the plan
 //! (when each weight is applied, how many checks run, the worst reaction time).
 
-use crate::spec::DeploySpec;
+use crate::spec::{DeploySpec, GateAt, OnTimeout};
 
 /// The canary weights to apply in order, ending at 100.
 ///
@@ -45,6 +45,21 @@ pub struct PlanStep {
     pub checks: u64,
 }
 
+/// A gate of a plan: where the deployment pauses for an approval, and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanGate {
+    pub at: GateAt,
+    /// Seconds after the new version became ready that the gate is reached, when no
+    /// gate before it waited.
+    pub reached_secs: u64,
+    /// The longest the gate waits.
+    pub timeout_secs: u64,
+    /// What the wait running out means.
+    pub on_timeout: OnTimeout,
+    /// Health checks run while it waits, at most.
+    pub checks: u64,
+}
+
 /// What a canary deployment of this spec will do, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -61,7 +76,11 @@ pub struct Plan {
     /// The original design's worst case at the same settings: a whole `wait_time` plus
     /// [`METRIC_VISIBILITY_SECS`], and a failure after the shift to 100% was never noticed.
     pub original_worst_unnoticed_secs: u64,
-    /// Health checks in the whole deployment.
+    /// The gates, in the order they are reached.
+    pub gates: Vec<PlanGate>,
+    /// Seconds from ready to promotion when every gate waits until its timeout.
+    pub longest_secs: u64,
+    /// Health checks in the whole deployment (gates waiting until their timeouts).
     pub checks: u64,
     /// Step Functions history events of the longest successful run (every readiness poll
     /// until `ready_timeout`, every check), an upper estimate.
@@ -97,7 +116,23 @@ pub fn plan(spec: &DeploySpec) -> Plan {
         at += hold;
     }
     let time_to_full_secs = steps.last().map_or(0, |s| s.at_secs);
-    let checks: u64 = steps.iter().map(|s| s.checks).sum();
+    let gates: Vec<PlanGate> = spec
+        .gates
+        .iter()
+        .map(|g| PlanGate {
+            at: g.at,
+            reached_secs: steps
+                .iter()
+                .find(|s| s.weight == g.at.weight())
+                .map_or(at, |s| s.at_secs + s.hold_secs),
+            timeout_secs: g.timeout,
+            on_timeout: g.on_timeout,
+            checks: g.timeout.div_ceil(interval).max(1),
+        })
+        .collect();
+    let longest_secs = at + gates.iter().map(|g| g.timeout_secs).sum::<u64>();
+    let checks: u64 =
+        steps.iter().map(|s| s.checks).sum::<u64>() + gates.iter().map(|g| g.checks).sum::<u64>();
     let ready_polls = spec
         .ready_timeout
         .div_ceil(crate::timing::READY_POLL_SECONDS);
@@ -108,6 +143,8 @@ pub fn plan(spec: &DeploySpec) -> Plan {
         checks,
         history_events,
         steps,
+        gates,
+        longest_secs,
         time_to_full_secs,
         total_secs: at,
         check_interval_secs: interval,

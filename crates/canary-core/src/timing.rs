@@ -55,9 +55,33 @@ pub fn seconds_setting(name: &str, value: Option<&str>, default: u64) -> Result<
     }
 }
 
+/// A duration as a person says it: `1h`, `1h 30m`, `45m`, `2m 5s`, `40s`, `2d 1h`.
+pub fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "m"), (s, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
+    if parts.is_empty() {
+        "0s".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(human_duration(0), "0s");
+        assert_eq!(human_duration(40), "40s");
+        assert_eq!(human_duration(3600), "1h");
+        assert_eq!(human_duration(5400), "1h 30m");
+        assert_eq!(human_duration(90_061), "1d 1h 1m 1s");
+    }
 
     #[test]
     fn a_seconds_setting_is_its_default_when_unset_and_refuses_what_is_not_seconds() {

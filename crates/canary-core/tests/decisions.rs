@@ -134,6 +134,9 @@ fn deployment(spec: &DeploySpec, first: bool) -> Deployment {
         next: Next::Apply,
         wait_seconds: 0,
         outcome: None,
+        gate: None,
+        skip_gates: false,
+        rollback_reason: None,
     }
 }
 

@@ -171,6 +171,9 @@ impl World {
             next: Next::Apply,
             wait_seconds: 0,
             outcome: None,
+            gate: None,
+            skip_gates: false,
+            rollback_reason: None,
         };
         ExecutionDocument {
             spec: spec_map,

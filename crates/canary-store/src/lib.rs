@@ -37,6 +37,8 @@
 //! | `manifests/<version>.yaml` | `put_manifest` | the rendered template of that version |
 //! | `lock.json` | `take_lock` / `take_lock_as` (`If-None-Match: *`, or `If-Match` over a released marker or an ended holder's lock), `renew_lock`, `release_lock` / `break_lock` (`If-Match` on the ETag just read) | held or released marker |
 //! | `abort.json` | `request_abort` (`canary abort`); deleted by `begin` and `finish_*` | [`Abort`] |
+//! | `approve.json` | `request_approval` (`canary approve`); deleted when used, and by `begin` and `finish_*` | `canary_core::decide::Approval` |
+//! | `promote.json` | `request_promotion` (`canary promote`); deleted when used, and by `begin` and `finish_*` | `canary_core::decide::PromoteRequest` |
 //!
 //! Times are Unix seconds. The JSON shapes:
 //!

@@ -3,7 +3,7 @@
 //! shift and check, `finish_*` end it (record, state, abort marker, lock), `history`
 //! lists them.
 
-use canary_core::{Outcome, OutcomeStatus, Verdict};
+use canary_core::{GateWait, OperatorAction, Outcome, OutcomeStatus, Verdict};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
@@ -44,6 +44,13 @@ pub struct Record {
     pub manifest_key: String,
     /// When this record was last written, Unix seconds.
     pub updated_at: i64,
+    /// The gate the deployment waits at now, if it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateWait>,
+    /// What people did (approve, promote, abort) and what gates did (paused, timed
+    /// out), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operator: Vec<OperatorAction>,
 }
 
 /// What `begin` decided.
@@ -122,12 +129,15 @@ impl Record {
             verdicts: Vec::new(),
             manifest_key,
             updated_at: started_at,
+            gate: None,
+            operator: Vec::new(),
         }
     }
 
     /// Ends the record with `status` as `f` says.
     fn end(&mut self, f: &Finish, status: OutcomeStatus) {
         self.ended_at = Some(f.ended_at);
+        self.gate = None;
         self.outcome = Some(Outcome {
             status,
             reason: f.reason.clone(),
@@ -212,7 +222,7 @@ impl DeploymentStore {
             .await?;
         if bumped {
             // An abort asked before this deployment started is not for it.
-            self.clear_abort(svc).await?;
+            self.clear_requests(svc).await?;
             tracing::info!(service = %svc, execution, version = ip.version, "deployment begun");
         }
         Ok(Begin {
@@ -247,6 +257,52 @@ impl DeploymentStore {
         verdict: Option<&Verdict>,
         now: i64,
     ) -> Result<Record, StoreError> {
+        self.update_record(svc, execution, version, now, |record| {
+            record.weight = weight;
+            record.max_weight = record.max_weight.max(weight);
+            if let Some(v) = verdict {
+                push_verdict(&mut record.verdicts, v.clone());
+            }
+        })
+        .await
+    }
+
+    /// Notes a health check with what it did at a gate: the verdict, the gate waiting
+    /// now (`None`: none), and the actions (paused, approved, promoted, timed out,
+    /// aborted) appended to the record's `operator`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_check(
+        &self,
+        svc: &ServiceRef,
+        execution: &str,
+        version: u32,
+        verdict: &Verdict,
+        gate: Option<&GateWait>,
+        actions: &[OperatorAction],
+        now: i64,
+    ) -> Result<Record, StoreError> {
+        self.update_record(svc, execution, version, now, |record| {
+            push_verdict(&mut record.verdicts, verdict.clone());
+            record.gate = gate.cloned();
+            for a in actions {
+                if !record.operator.contains(a) {
+                    record.operator.push(a.clone());
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reads the record of `version`, which `execution` must own, changes it and writes
+    /// it back.
+    async fn update_record(
+        &self,
+        svc: &ServiceRef,
+        execution: &str,
+        version: u32,
+        now: i64,
+        change: impl FnOnce(&mut Record),
+    ) -> Result<Record, StoreError> {
         let key = self.record_key(svc, version);
         let mut record = self
             .record(svc, version)
@@ -258,11 +314,7 @@ impl DeploymentStore {
         if record.execution != execution {
             return Err(not_its_version(execution, version, &record));
         }
-        record.weight = weight;
-        record.max_weight = record.max_weight.max(weight);
-        if let Some(v) = verdict {
-            push_verdict(&mut record.verdicts, v.clone());
-        }
+        change(&mut record);
         record.updated_at = now;
         self.write_json(&key, &record, PutCondition::Always).await?;
         Ok(record)
@@ -339,7 +391,7 @@ impl DeploymentStore {
         record.end(f, status);
         let key = self.record_key(svc, f.version);
         self.write_json(&key, &record, PutCondition::Always).await?;
-        self.clear_abort(svc).await?;
+        self.clear_requests(svc).await?;
         self.release_lock(svc, &f.execution, &f.lock_token, f.ended_at)
             .await?;
         tracing::info!(service = %svc, execution = %f.execution, version = f.version, ?status, "deployment finished");
@@ -427,7 +479,7 @@ impl DeploymentStore {
         let image = record.image.clone();
         self.update_state(svc, now, |s| Ok(end_state(s, &f, ended, &image)))
             .await?;
-        self.clear_abort(svc).await?;
+        self.clear_requests(svc).await?;
         tracing::info!(service = %svc, orphan = %orphan.execution, version = orphan.version, by = holder, ?ended, "stopped deployment recovered");
         Ok(record)
     }

@@ -79,6 +79,16 @@ impl DeploymentStore {
         format!("{}abort.json", self.base(svc))
     }
 
+    /// `.../approve.json`.
+    pub fn approve_key(&self, svc: &ServiceRef) -> String {
+        format!("{}approve.json", self.base(svc))
+    }
+
+    /// `.../promote.json`.
+    pub fn promote_key(&self, svc: &ServiceRef) -> String {
+        format!("{}promote.json", self.base(svc))
+    }
+
     /// `.../history/`, the prefix of every record.
     pub(crate) fn history_prefix(&self, svc: &ServiceRef) -> String {
         format!("{}history/", self.base(svc))

@@ -20,7 +20,8 @@
 //! goes back.
 
 use canary_core::Verdict;
-use canary_core::decide::InlineChecks;
+use canary_core::decide::{InlineChecks, Requests};
+use canary_core::execution::{ActionKind, OperatorAction};
 use canary_core::execution::Next;
 use canary_core::timing::{
     CHECK_INLINE_BUDGET_SECONDS, CHECK_INLINE_MAX_WAIT_SECONDS, seconds_setting,
@@ -79,16 +80,23 @@ pub async fn run_with(
     }
 }
 
-/// One check at `now`: the verdict (or the abort request), recorded, and the decision.
+/// One check at `now`: the verdict (or the abort request) and the decision, given the
+/// requests a person left (approve, promote: `canary_core::decide::gates`), recorded;
+/// the requests the decision used are removed after the record is written, so a retry
+/// after a failed write sees them again.
 async fn check_once(services: &Services, task: &mut Task, now: i64) -> Result<(), HandlerError> {
     let svc = task.service_ref();
     let version = task.deployment.canary_version;
-    let verdict = match services.store.abort_requested(&svc).await? {
-        Some(abort) => Verdict::aborted(version, &abort.by, &abort.reason),
+    let abort = services.store.abort_requested(&svc).await?;
+    let (verdict, requests) = match &abort {
+        Some(abort) => (
+            Verdict::aborted(version, &abort.by, &abort.reason),
+            Requests::default(),
+        ),
         None => {
             let d = &task.deployment;
             let baseline = d.verdict.as_ref().and_then(|v| v.stable);
-            canary_metrics::check_against(
+            let verdict = canary_metrics::check_against(
                 services.metrics.as_ref(),
                 &task.spec,
                 version,
@@ -96,21 +104,49 @@ async fn check_once(services: &Services, task: &mut Task, now: i64) -> Result<()
                 baseline,
                 now,
             )
-            .await?
+            .await?;
+            // An approval only means something while a gate waits (`canary approve`
+            // refuses otherwise), so it is read only then.
+            let approve = match d.gate {
+                Some(_) => services.store.approval_requested(&svc).await?,
+                None => None,
+            };
+            let promote = services.store.promotion_requested(&svc).await?;
+            (verdict, Requests { approve, promote })
         }
     };
+    let gate_before = task.deployment.gate.clone();
+    let mut events = task
+        .deployment
+        .after_check_with(&task.spec, verdict.clone(), now, &requests);
+    if let Some(abort) = &abort {
+        events.actions.push(OperatorAction {
+            kind: ActionKind::Aborted,
+            by: abort.by.clone(),
+            reason: abort.reason.clone(),
+            at: now,
+            gate: gate_before.map(|g| g.gate),
+            weight: task.deployment.weight,
+        });
+    }
     let d = &task.deployment;
     services
         .store
-        .record_progress(
+        .record_check(
             &svc,
             &d.execution,
             d.canary_version,
-            d.weight,
-            Some(&verdict),
+            &verdict,
+            d.gate.as_ref(),
+            &events.actions,
             now,
         )
         .await?;
-    task.deployment.after_check(&task.spec, verdict, now);
+    if events.used_approval {
+        services.store.clear_approval(&svc).await?;
+    }
+    if events.used_promotion {
+        services.store.clear_promotion(&svc).await?;
+    }
     Ok(())
 }

@@ -5,6 +5,7 @@ use crate::execution::{Deployment, Next};
 use crate::spec::DeploySpec;
 use crate::verdict::{Verdict, VerdictStatus};
 
+use super::gates::{GateEvents, Requests};
 use super::holds::too_many_holds;
 
 /// Which checks health-check makes inside one invocation: the next check is waited for
@@ -30,15 +31,29 @@ impl Default for InlineChecks {
 }
 
 impl Deployment {
-    /// After a health check at time `now` with `verdict`.
+    /// After a health check at time `now` with `verdict`, with no request waiting.
     pub fn after_check(&mut self, spec: &DeploySpec, verdict: Verdict, now: i64) {
+        self.after_check_with(spec, verdict, now, &Requests::default());
+    }
+
+    /// After a health check at time `now` with `verdict`, given the requests a person
+    /// left (`decide/gates.rs`): check again, shift, pause at a gate, promote or roll
+    /// back. Returns what happened at gates and which requests were used.
+    pub fn after_check_with(
+        &mut self,
+        spec: &DeploySpec,
+        verdict: Verdict,
+        now: i64,
+        requests: &Requests,
+    ) -> GateEvents {
+        let mut events = GateEvents::default();
         self.checks += 1;
         let status = verdict.status;
         self.verdict = Some(verdict);
         match status {
             VerdictStatus::Unhealthy => {
                 self.roll_back_now();
-                return;
+                return events;
             }
             VerdictStatus::Hold => {
                 self.holds += 1;
@@ -46,16 +61,23 @@ impl Deployment {
                     // The verdict's reason already says why; the rollback's reason
                     // (decide/rollback.rs) says how many holds.
                     self.roll_back_now();
-                    return;
+                    return events;
                 }
             }
             VerdictStatus::Healthy => self.holds = 0,
+        }
+        let passed = status == VerdictStatus::Healthy;
+        if self.gates_after_check(spec, passed, now, requests, &mut events) {
+            return events;
         }
         let elapsed = now
             .saturating_sub(self.step_started_at.unwrap_or(now))
             .max(0) as u64;
         let duration = self.step_duration(spec);
-        if status == VerdictStatus::Healthy && elapsed >= duration {
+        if passed && elapsed >= duration {
+            if self.pause_at_gate(spec, now, &mut events) {
+                return events;
+            }
             self.next = if self.weight >= 100 {
                 Next::Promote
             } else {
@@ -67,6 +89,7 @@ impl Deployment {
             let left = duration.saturating_sub(elapsed).max(1);
             self.wait_seconds = spec.check_interval().min(left).max(1);
         }
+        events
     }
 
     /// After [`Deployment::after_check`] at `now` in an invocation that started at
@@ -83,7 +106,8 @@ impl Deployment {
         (due.saturating_sub(started) <= budget).then_some(self.wait_seconds)
     }
 
-    fn roll_back_now(&mut self) {
+    pub(super) fn roll_back_now(&mut self) {
+        self.gate = None;
         self.next = Next::Rollback;
         self.wait_seconds = 0;
     }

@@ -6,6 +6,8 @@
 //!   weight is held.
 //! - `check.rs`: after a health check (verdict → next step) — check again, shift,
 //!   promote or roll back; which checks one invocation makes itself.
+//! - `gates.rs`: gates and a person's hand — pause for an approval, approve, promote
+//!   by hand, a gate's timeout.
 //! - `holds.rs`: how many `hold` verdicts in a row are too many.
 //! - `rollback.rs`: how to roll back (back to stable, remove a failed first deployment,
 //!   or complete a promotion when the stable version is gone), which errors roll back,
@@ -21,6 +23,7 @@
 
 pub mod check;
 pub mod finish;
+pub mod gates;
 pub mod holds;
 pub mod promotion;
 pub mod readiness;
@@ -29,6 +32,7 @@ pub mod rollback;
 pub mod shift;
 
 pub use check::InlineChecks;
+pub use gates::{Approval, GateEvents, PromoteRequest, Requests};
 pub use readiness::{NotReady, ReadyProbe, ReadyWatch};
 pub use recovery::{HolderState, NoSafeVersion, RecoveryPlan};
 pub use rollback::{NothingCanServe, RollbackPlan};

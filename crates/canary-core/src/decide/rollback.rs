@@ -104,6 +104,9 @@ pub fn rolled_back_reason(service: &str, d: &Deployment, caught: Option<&CaughtE
             _ => format!("{place}: {error}: {cause}"),
         };
     }
+    if let Some(why) = &d.rollback_reason {
+        return format!("{place}: {why}");
+    }
     match &d.verdict {
         Some(v) if v.status == VerdictStatus::Hold => {
             format!(

@@ -27,6 +27,7 @@ pub const FIELDS: &[&str] = &[
     "metric_dimensions",
     "version_dimension",
     "metrics",
+    "gates",
 ];
 
 /// The known field nearest to an unknown one, if it is near enough to be a typo.

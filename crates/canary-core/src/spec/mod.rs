@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 mod error;
 mod fields;
+mod gates;
 mod health;
 mod metrics;
 mod parse;
@@ -22,6 +23,9 @@ mod reader;
 
 pub use error::{FieldError, ValidationErrors};
 pub use fields::{FIELDS, near_field};
+pub use gates::{
+    DEFAULT_GATE_TIMEOUT, GateAt, GateSpec, MAX_GATE_TIMEOUT, MAX_GATES, MIN_GATE_TIMEOUT, OnTimeout,
+};
 pub use metrics::{
     LatencyRule, LatticeSpec, MetricsSpec, PRESETS, PROMQL_PLACEHOLDERS, PromQueries,
     PrometheusAuth, PrometheusSpec, SourceSpec, aps_region, fill_promql, parse_metrics_section,
@@ -123,6 +127,9 @@ pub struct DeploySpec {
     /// Where the health numbers come from, and the latency and canary-vs-stable rules
     /// (the `metrics` section).
     pub metrics: MetricsSpec,
+    /// Where the deployment pauses for a person's approval (`gates`), in the order they
+    /// are reached; empty when there are none.
+    pub gates: Vec<GateSpec>,
 }
 
 impl DeploySpec {
@@ -131,6 +138,11 @@ impl DeploySpec {
         self.check_interval
             .unwrap_or_else(|| self.wait_time.clamp(1, 60))
             .max(1)
+    }
+
+    /// The gate at `at`, if deploy.json has one there.
+    pub fn gate(&self, at: GateAt) -> Option<&GateSpec> {
+        self.gates.iter().find(|g| g.at == at)
     }
 
     /// The deadline (Unix seconds) for a Deployment applied at `now` to become ready.

@@ -6,6 +6,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::fields::{FIELDS, near, near_field};
+use super::gates::parse_gates;
 use super::health::parse_health;
 use super::metrics::parse_metrics;
 use super::reader::{Reader, kind};
@@ -90,6 +91,10 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
             " seconds (0: do not wait for the route controller)",
         )
         .unwrap_or(DEFAULT_ROUTE_CONFIRM_TIMEOUT);
+    let weights = steps
+        .clone()
+        .or_else(|| percentage_step.map(crate::schedule::from_percentage_step));
+    let gates = parse_gates(&mut r, weights.as_deref());
     let health = parse_health(&mut r, service.as_deref());
     let mut metrics = parse_metrics(&mut r);
     if let (Some(rule), Some(min)) = (metrics.compare.as_mut(), health.min_request_count) {
@@ -152,8 +157,9 @@ fn parse(doc: &Value, options: &ParseOptions<'_>) -> Result<DeploySpec, Validati
                 route_confirm_timeout,
                 health,
                 metrics,
+                gates,
             };
-            check_history_limit(&spec, map.get("check_interval"))?;
+            check_history_limit(&spec, map.get("check_interval"), map.get("gates"))?;
             Ok(spec)
         }
         _ => Err(ValidationErrors(vec![FieldError::new(
@@ -330,28 +336,45 @@ fn read_timings(r: &mut Reader<'_>, wait_time: Option<u64>) -> (Option<u64>, Opt
     (check_interval, bake_time, ready_timeout)
 }
 
-/// A deployment must fit in one Step Functions execution's history.
+/// A deployment must fit in one Step Functions execution's history, its gates waiting
+/// until their timeouts included.
 fn check_history_limit(
     spec: &DeploySpec,
     check_interval: Option<&Value>,
+    gates: Option<&Value>,
 ) -> Result<(), ValidationErrors> {
     let plan = crate::schedule::plan(spec);
     if plan.history_events <= crate::schedule::MAX_HISTORY_EVENTS {
         return Ok(());
     }
-    Err(ValidationErrors(vec![FieldError::new(
-        "check_interval",
-        check_interval,
-        format!(
-            "with wait_time {} s, bake_time {} s and checks every {} s, a deployment runs {} health checks (about {} Step Functions history events; an execution may have {}): check less often or shorten the steps",
-            spec.wait_time,
-            spec.bake_time(),
-            spec.check_interval(),
-            plan.checks,
-            plan.history_events,
-            crate::schedule::MAX_HISTORY_EVENTS
-        ),
-    )]))
+    let limit = crate::schedule::MAX_HISTORY_EVENTS;
+    let error = if plan.gates.is_empty() {
+        FieldError::new(
+            "check_interval",
+            check_interval,
+            format!(
+                "with wait_time {} s, bake_time {} s and checks every {} s, a deployment runs {} health checks (about {} Step Functions history events; an execution may have {limit}): check less often or shorten the steps",
+                spec.wait_time,
+                spec.bake_time(),
+                spec.check_interval(),
+                plan.checks,
+                plan.history_events,
+            ),
+        )
+    } else {
+        let waiting: u64 = plan.gates.iter().map(|g| g.timeout_secs).sum();
+        FieldError::new(
+            "gates",
+            gates,
+            format!(
+                "the gates may wait {waiting} s in all, checking every {} s: with the steps, a deployment may run {} health checks (about {} Step Functions history events; an execution may have {limit}): shorten the gates' timeouts or check less often",
+                spec.check_interval(),
+                plan.checks,
+                plan.history_events,
+            ),
+        )
+    };
+    Err(ValidationErrors(vec![error]))
 }
 
 fn parse_steps<'a>(r: &mut Reader<'a>, v: &'a Value) -> Option<Vec<u8>> {
