@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::deploy_json::{Format, Inputs};
-use crate::{cluster_sim, demo, health, lambda_proxy, records, run, stepfunctions, whatif};
+use crate::{
+    cluster_sim, dashboard, demo, health, lambda_proxy, records, run, stepfunctions, whatif,
+};
 
 /// Canary deployments for microservices on Amazon EKS.
 #[derive(Debug, Parser)]
@@ -61,6 +63,8 @@ pub enum Command {
     },
     /// Write the deploy.json a pipeline's build step produces: adds `container_image`
     /// and `config_file` (the template, base64) to the spec directory's deploy.json.
+    /// Refuses (exit 2) a deploy.json for another service, namespace or cluster than the
+    /// build owns (--service/--namespace/--cluster, or CANARY_* in the pipeline's build).
     Prepare {
         /// The directory holding deploy.json and kubernetes_template.yml.
         #[arg(long, default_value = "specfiles")]
@@ -71,6 +75,8 @@ pub enum Command {
         /// Where to write the result (default: standard output).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        owner: crate::deploy_json::Owner,
     },
     /// (testing) Answer Lambda Invoke calls with the handlers in-process and forward
     /// everything else, so that moto's Step Functions engine runs the real definition.
@@ -78,6 +84,12 @@ pub enum Command {
     LambdaProxy(lambda_proxy::ProxyArgs),
     /// A service's deployments, newest first (from the records in S3).
     History(records::HistoryArgs),
+    /// A live web page of every service in the bucket: what runs, each deployment's
+    /// timeline (weight, checks, verdicts, gates), history, and approve/promote/abort
+    /// buttons (none with --read-only). Loopback only by default.
+    Dashboard(dashboard::DashboardArgs),
+    /// One deployment's timeline as a self-contained HTML file (--html FILE).
+    Report(dashboard::ReportArgs),
     /// What runs now for a service: version, weight, last verdict, stable version, lock.
     Status(records::StatusArgs),
     /// Break a service's stale lock on purpose (asks first unless --yes).
@@ -90,6 +102,14 @@ pub enum Command {
     /// Ask the running deployment to roll back at its next step (it ends failed,
     /// "aborted by <who>: <reason>"; never a bare StopExecution).
     Abort(records::AbortArgs),
+    /// Pass the gate the running deployment waits at: its next passing health check
+    /// goes on to the next weight (or, at the promotion gate, to the promotion). An
+    /// error when no deployment runs or none waits at a gate (exit 2).
+    Approve(records::ApproveArgs),
+    /// Skip the rest of the current step (and pass a waiting gate) at the next passing
+    /// health check; --full skips every remaining step and gate: the next passing check
+    /// shifts to 100%, whose bake and checks still come before the old version goes.
+    Promote(records::PromoteArgs),
     /// Run one health check now and print the verdict with its numbers
     /// (exit 0 healthy, 1 unhealthy, 3 hold, 2 bad input).
     CheckHealth(health::CheckHealthArgs),

@@ -6,12 +6,14 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
 use crate::{
-    cluster_sim, demo, deploy_json, health, lambda_proxy, records, run, stepfunctions, whatif,
+    cluster_sim, dashboard, demo, deploy_json, health, lambda_proxy, records, run, stepfunctions,
+    whatif,
 };
 
 /// Runs one subcommand.
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Demo(args) if args.dashboard => dashboard::demo_command(&args).await,
         Command::Demo(args) => Ok(demo::command(&args).await),
         Command::Run(args) => run::command(&args).await,
         Command::ClusterSim(args) => cluster_sim::serve_cluster_sim(&args)
@@ -44,13 +46,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             spec_dir,
             image,
             output,
-        } => deploy_json::prepare_command(&spec_dir, &image, output.as_deref()),
+            owner,
+        } => deploy_json::prepare_command(&spec_dir, &image, &owner, output.as_deref()),
         Command::LambdaProxy(args) => Ok(lambda_proxy::main(args).await),
         Command::History(args) => records::history(&args).await,
+        Command::Dashboard(args) => dashboard::command(&args).await,
+        Command::Report(args) => dashboard::report(&args).await,
         Command::Status(args) => records::status(&args).await,
         Command::Unlock(args) => records::unlock(&args).await,
         Command::Recover(args) => records::recover(&args).await,
         Command::Abort(args) => records::abort(&args).await,
+        Command::Approve(args) => records::approve_command(&args).await,
+        Command::Promote(args) => records::promote_command(&args).await,
         Command::CheckHealth(args) => health::check_health(&args).await,
         Command::WhatIf(args) => whatif::what_if(&args).await,
         Command::Start(args) => stepfunctions::start(&args).await,

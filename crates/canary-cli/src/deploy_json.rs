@@ -73,13 +73,83 @@ pub fn plan_command(deploy_json: &Path, inputs: &Inputs) -> Result<ExitCode, Cli
     Ok(ExitCode::SUCCESS)
 }
 
-/// `canary prepare`: the pipeline's deploy.json, to `output` or standard output.
+/// What a pipeline's build owns: the service, namespace and cluster its stack names
+/// (CodeBuild's `CANARY_SERVICE`, `CANARY_NAMESPACE`, `CANARY_CLUSTER`). `canary
+/// prepare` refuses a deploy.json that names anything else; one not given (a build of
+/// an older stack, a person at a terminal) is not checked.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Owner {
+    /// The service this pipeline owns: deploy.json's microservice_name must be it.
+    #[arg(long = "service", env = "CANARY_SERVICE")]
+    pub service: Option<String>,
+    /// The namespace this pipeline owns: deploy.json's kubernetes_namespace must be it.
+    #[arg(long = "namespace", env = "CANARY_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The cluster this pipeline owns: deploy.json's cluster_name must be it.
+    #[arg(long = "cluster", env = "CANARY_CLUSTER")]
+    pub cluster: Option<String>,
+}
+
+impl Owner {
+    /// Every field of `spec` that differs from what this build owns, in one message;
+    /// and, with both namespace and service, whether the pipeline's execution names
+    /// (`<namespace>_<service>_-<id>`) fit in the 80 characters Step Functions allows.
+    pub fn check(&self, spec: &DeploySpec) -> Result<(), CliError> {
+        let fields = [
+            (
+                "microservice_name",
+                &spec.microservice_name,
+                &self.service,
+                "--service / CANARY_SERVICE",
+            ),
+            (
+                "kubernetes_namespace",
+                &spec.kubernetes_namespace,
+                &self.namespace,
+                "--namespace / CANARY_NAMESPACE",
+            ),
+            (
+                "cluster_name",
+                &spec.cluster_name,
+                &self.cluster,
+                "--cluster / CANARY_CLUSTER",
+            ),
+        ];
+        let wrong: Vec<String> = fields
+            .iter()
+            .filter_map(|(field, given, owned, source)| match owned {
+                Some(owned) if owned.is_empty() => Some(format!(
+                    "this pipeline's {source} is empty (it must name what the pipeline owns)"
+                )),
+                Some(owned) if owned != *given => Some(format!(
+                    "deploy.json's {field} is {given} but this pipeline owns {owned} ({source})"
+                )),
+                _ => None,
+            })
+            .collect();
+        if !wrong.is_empty() {
+            return Err(CliError::Usage(format!(
+                "{}; a pipeline deploys only its own service",
+                wrong.join("; ")
+            )));
+        }
+        if let (Some(namespace), Some(service)) = (&self.namespace, &self.service) {
+            render_template::owner::pipeline_prefix(namespace, service).map_err(CliError::Usage)?;
+        }
+        Ok(())
+    }
+}
+
+/// `canary prepare`: the pipeline's deploy.json, to `output` or standard output, after
+/// checking that it deploys what the build owns.
 pub fn prepare_command(
     spec_dir: &Path,
     image: &str,
+    owner: &Owner,
     output: Option<&Path>,
 ) -> Result<ExitCode, CliError> {
-    let doc = prepare(spec_dir, image)?;
+    let (doc, spec) = prepare_document(spec_dir, image)?;
+    owner.check(&spec)?;
     let text = format!("{}\n", pretty(&doc));
     match output {
         Some(path) => fs::write(path, text).map_err(CliError::io(path))?,
@@ -242,11 +312,16 @@ pub fn health_text(spec: &DeploySpec) -> String {
 
 /// deploy.json with `container_image` and `config_file` added, validated.
 pub fn prepare(spec_dir: &Path, image: &str) -> Result<Value, CliError> {
+    prepare_document(spec_dir, image).map(|(doc, _)| doc)
+}
+
+/// [`prepare`] and the deploy.json it holds.
+fn prepare_document(spec_dir: &Path, image: &str) -> Result<(Value, DeploySpec), CliError> {
     let deploy_path = spec_dir.join("deploy.json");
     let template_path = spec_dir.join("kubernetes_template.yml");
     let text = fs::read_to_string(&deploy_path).map_err(CliError::io(&deploy_path))?;
     let template = fs::read_to_string(&template_path).map_err(CliError::io(&template_path))?;
-    with_artifacts(&deploy_path, &text, Some(image), Some(&template)).map(|(doc, _)| doc)
+    with_artifacts(&deploy_path, &text, Some(image), Some(&template))
 }
 
 /// The state machine input a pipeline would send for this deploy.json: `--image` and

@@ -155,7 +155,11 @@ async fn start_sends_exactly_the_deploy_json_a_pipeline_would_send() {
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let arn = started_arn(&o);
-    assert!(arn.ends_with(&format!(":{name}")), "{arn}");
+    // --name is the end of the name, after the owner prefix <namespace>_<service>_
+    assert!(
+        arn.ends_with(&format!(":yelb_yelb-appserver_{name}")),
+        "{arn}"
+    );
     assert!(text(&o.stdout).contains(&format!("canary watch {arn}")));
     let desc = sfn(moto)
         .await
@@ -168,7 +172,7 @@ async fn start_sends_exactly_the_deploy_json_a_pipeline_would_send() {
     assert_eq!(input, expected);
     assert_eq!(desc.state_machine_arn(), machine);
 
-    // A prepared deploy.json goes as it is, under a name made from the service and the time.
+    // A prepared deploy.json goes as it is, under the owner prefix and the time.
     let o = canary(
         moto,
         &[
@@ -180,7 +184,7 @@ async fn start_sends_exactly_the_deploy_json_a_pipeline_would_send() {
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let arn = started_arn(&o);
-    assert!(arn.contains(":yelb-appserver-2"), "{arn}");
+    assert!(arn.contains(":yelb_yelb-appserver_2"), "{arn}");
     let desc = sfn(moto)
         .await
         .describe_execution()

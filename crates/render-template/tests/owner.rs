@@ -78,8 +78,7 @@ async fn another_services_execution_is_refused_before_the_lock() {
         },
     )
     .await
-    .err()
-    .expect("another service's execution must be refused");
+    .expect_err("another service's execution must be refused");
     assert_eq!(e.error_type, ErrorName::InvalidInput, "{e:?}");
     assert!(
         e.message.contains("`yelb-ui`") && e.message.contains("`yelb-appserver`"),
@@ -102,8 +101,7 @@ async fn another_namespace_is_refused_too() {
         },
     )
     .await
-    .err()
-    .expect("another namespace's execution must be refused");
+    .expect_err("another namespace's execution must be refused");
     assert_eq!(e.error_type, ErrorName::InvalidInput);
     assert!(e.message.contains("namespace `other`"), "{}", e.message);
     assert!(objects.list("").await.unwrap().is_empty());

@@ -13,6 +13,8 @@ use aws_sdk_sfn::Client;
 use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata};
 use serde_json::Value;
 
+use render_template::owner;
+
 use crate::aws::sdk_config;
 use crate::deploy_json::{self, Inputs};
 use crate::error::CliError;
@@ -31,7 +33,9 @@ pub struct StartArgs {
     /// The state machine's ARN (the shared stack's output).
     #[arg(long, env = "CANARY_STATE_MACHINE_ARN")]
     pub state_machine: String,
-    /// The execution's name (default `<service>-<UTC time>`); unique per state machine.
+    /// The end of the execution's name, after the owner prefix
+    /// `<namespace>_<service>_` (default: the UTC time, `yyyymmddThhmmssZ`); the whole
+    /// name is unique per state machine and at most 80 characters.
     #[arg(long)]
     pub name: Option<String>,
     /// Follow the execution until it ends (as `canary watch`).
@@ -57,17 +61,14 @@ pub async fn start(args: &StartArgs) -> Result<ExitCode, CliError> {
     let input = deploy_json::pipeline_input(&args.deploy_json, &args.inputs)?;
     check_arn(&args.state_machine, ":stateMachine:", "--state-machine")?;
     let interval = poll_interval(args.interval)?;
-    let service = input
-        .get("microservice_name")
-        .and_then(Value::as_str)
-        .unwrap_or("canary");
-    let name = match &args.name {
-        Some(n) => {
-            check_name(n)?;
-            n.clone()
-        }
-        None => default_name(service, now_secs()),
-    };
+    let field = |name: &str| input.get(name).and_then(Value::as_str).unwrap_or("");
+    let service = field("microservice_name");
+    let name = execution_name(
+        field("kubernetes_namespace"),
+        service,
+        args.name.as_deref(),
+        now_secs(),
+    )?;
     let body = serde_json::to_string(&input)
         .map_err(|e| CliError::Usage(format!("deploy.json cannot be serialized: {e}")))?;
     let client = client().await;
@@ -139,31 +140,46 @@ fn check_name(name: &str) -> Result<(), CliError> {
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if name.is_empty() || name.len() > MAX_NAME || !ok_chars {
         return Err(CliError::Usage(format!(
-            "invalid --name `{name}`: 1 to {MAX_NAME} characters among letters, digits, `-` and `_`"
+            "invalid execution name `{name}`: 1 to {MAX_NAME} characters among letters, digits, `-` and `_`"
         )));
     }
     Ok(())
 }
 
-/// `<service>-<yyyymmddThhmmssZ>`, cut to the length Step Functions accepts.
-fn default_name(service: &str, now: i64) -> String {
-    let stamp: String = rfc3339(now)
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let clean: String = service
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let room = MAX_NAME.saturating_sub(stamp.len() + 1);
-    let head: String = clean.chars().take(room).collect();
-    format!("{head}-{stamp}")
+/// `<namespace>_<service>_<suffix>`, the owner prefix that pipelines give too (see
+/// `render_template::owner`), so render-template can tell which service the execution
+/// belongs to; the suffix is `--name` or the UTC time (`yyyymmddThhmmssZ`).
+fn execution_name(
+    namespace: &str,
+    service: &str,
+    suffix: Option<&str>,
+    now: i64,
+) -> Result<String, CliError> {
+    let stamp: String;
+    let suffix = match suffix {
+        Some(s) => s,
+        None => {
+            stamp = rfc3339(now)
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect();
+            &stamp
+        }
+    };
+    let name = format!("{}{suffix}", owner::prefix(namespace, service));
+    check_name(&name).map_err(|e| match e {
+        CliError::Usage(m) => CliError::Usage(format!(
+            "{m} (the owner prefix `{}` and the suffix `{suffix}`; a shorter --name may fit)",
+            owner::prefix(namespace, service)
+        )),
+        other => other,
+    })?;
+    match owner::parse(&name) {
+        Ok(owner::NameOwner::Owned { .. }) => Ok(name),
+        _ => Err(CliError::Usage(format!(
+            "namespace `{namespace}` and service `{service}` do not make an owner prefix (DNS labels)"
+        ))),
+    }
 }
 
 /// Bad input (an unknown state machine or execution, a bad name or ARN) exits 2; the
@@ -196,11 +212,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_names_are_valid_execution_names() {
-        let name = default_name("yelb.app server", 1_767_225_600);
-        assert_eq!(name, "yelb-app-server-20260101T000000Z");
-        assert!(check_name(&name).is_ok());
-        assert!(check_name(&default_name(&"x".repeat(200), 0)).is_ok());
+    fn executions_are_named_with_the_owner_prefix() {
+        let name = execution_name("yelb", "yelb-appserver", None, 1_767_225_600);
+        assert_eq!(
+            name.ok().as_deref(),
+            Some("yelb_yelb-appserver_20260101T000000Z")
+        );
+        let name = execution_name("yelb", "yelb-appserver", Some("try-2"), 0)
+            .ok()
+            .unwrap_or_default();
+        assert_eq!(name, "yelb_yelb-appserver_try-2");
+        assert!(owner::check(&name, "yelb", "yelb-appserver").is_ok());
+        assert!(owner::check(&name, "yelb", "yelb-ui").is_err());
+        // too long, or a suffix with characters Step Functions refuses
+        assert!(execution_name("yelb", &"s".repeat(63), None, 0).is_err());
+        assert!(execution_name("yelb", "yelb-ui", Some("bad name"), 0).is_err());
         assert!(check_name("bad name").is_err());
     }
 }
