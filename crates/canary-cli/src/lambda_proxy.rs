@@ -197,6 +197,7 @@ pub async fn services(args: &ProxyArgs) -> Result<Services, ProxyError> {
         // Whether a lock's holder still runs: moto's Step Functions, as AWS's for the
         // Lambda functions.
         holders: canary_lambda::Holders::step_functions_with_grace(&sdk, args.stop_grace_secs),
+        notifier: std::sync::Arc::new(canary_lambda::NoNotifier),
     })
 }
 

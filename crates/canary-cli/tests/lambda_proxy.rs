@@ -67,6 +67,7 @@ async fn proxy() -> String {
         clusters: Arc::new(FixedCluster(cluster)),
         clock: Arc::new(SystemClock),
         holders: canary_lambda::Holders::none(),
+        notifier: std::sync::Arc::new(canary_lambda::NoNotifier),
     };
     let forward = echo().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

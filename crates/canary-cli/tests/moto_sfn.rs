@@ -511,6 +511,7 @@ impl LocalStack {
             clusters: Arc::new(FixedCluster(cluster)),
             clock: Arc::new(clock.clone()),
             holders: canary_lambda::Holders::none(),
+            notifier: std::sync::Arc::new(canary_lambda::NoNotifier),
         };
         Self {
             sim,

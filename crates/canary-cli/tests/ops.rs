@@ -360,6 +360,7 @@ async fn abort_leaves_the_marker_that_the_next_health_check_turns_into_a_rollbac
         )),
         clock: Arc::new(canary_core::clock::SystemClock),
         holders: canary_lambda::Holders::none(),
+        notifier: std::sync::Arc::new(canary_lambda::NoNotifier),
     };
     let out = health_check::handle(&services, health_check_input("exec-2", 10))
         .await

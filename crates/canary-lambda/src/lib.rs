@@ -6,7 +6,7 @@
 //! remove a first deployment, finish a deployment), how a cluster is reached
 //! (`connect.rs`), whether a lock's holder still runs and how this process holds a lock
 //! (`holders.rs`), the recovery of a deployment that ended without finishing
-//! (`recover.rs`), the weight shift every task that moves traffic makes and the wait
+//! (`recover.rs`), the notification of each decision (`notify.rs`), the weight shift every task that moves traffic makes and the wait
 //! inside an invocation (`shift.rs`) and the `lambda_runtime` loop with JSON logs (`runtime.rs`).
 //!
 //! The handlers themselves live in their own crates (render-template, deploy-canary,
@@ -22,6 +22,7 @@ mod connect;
 mod error;
 mod event;
 pub mod holders;
+pub mod notify;
 pub mod recover;
 pub mod runtime;
 mod shift;
@@ -37,6 +38,7 @@ pub use connect::{ClusterConnector, EksConnector, FixedCluster};
 pub use error::{Cause, HandlerError};
 pub use event::{RenderInput, Task, handle_render, handle_task};
 pub use holders::{ExecutionLookup, Holders, NoLookup, StepFunctionsLookup};
+pub use notify::{NoNotifier, Notifier, RecordedNotifier, notify};
 pub use recover::{RecoverRequest, Recovery, recover};
 pub use shift::pause;
 
@@ -54,6 +56,8 @@ pub struct Services {
     /// How this process's executions hold a lock (a lease or none), and how to tell
     /// whether another holder still runs.
     pub holders: Holders,
+    /// Where the notification of each decision goes (`notify.rs`).
+    pub notifier: Arc<dyn Notifier>,
 }
 
 /// The result every handler's JSON entry point returns.

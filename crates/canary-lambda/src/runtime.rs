@@ -65,6 +65,7 @@ pub async fn services_from_env() -> Result<Services, HandlerError> {
         clusters,
         clock: Arc::new(SystemClock),
         holders: Holders::step_functions(&sdk),
+        notifier: Arc::new(crate::NoNotifier),
     })
 }
 

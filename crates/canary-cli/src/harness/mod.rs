@@ -10,6 +10,7 @@
 //! deployment (all traffic on one version, no other version's objects, the lock
 //! released, the record written).
 
+pub mod approver;
 pub mod checks;
 pub mod fixtures;
 
@@ -172,6 +173,7 @@ impl DemoEnv {
             clusters: Arc::new(FixedCluster(cluster.clone())),
             clock: shared,
             holders: Holders::none().with_lookup(Arc::new(running.clone())),
+            notifier: std::sync::Arc::new(canary_lambda::NoNotifier),
         };
         let executor = Executor::from_json(DEFINITION)?.with_name(MACHINE_NAME);
         Ok(Self {
@@ -211,16 +213,22 @@ impl DemoEnv {
         invoker: &dyn TaskInvoker,
         observer: &mut dyn Observer,
     ) -> canary_sfn::Execution {
+        self.deploy_doc(deploy_document(image), invoker, observer)
+            .await
+    }
+
+    /// Runs one deployment of the execution input `doc` (the demo's deploy.json with
+    /// changes) through the whole state machine.
+    pub async fn deploy_doc(
+        &self,
+        doc: serde_json::Value,
+        invoker: &dyn TaskInvoker,
+        observer: &mut dyn Observer,
+    ) -> canary_sfn::Execution {
         let name = self.next_name();
         let _running = self.running.start(&execution_id(&name));
         self.executor
-            .run_named(
-                &name,
-                deploy_document(image),
-                invoker,
-                &self.clock,
-                observer,
-            )
+            .run_named(&name, doc, invoker, &self.clock, observer)
             .await
     }
 

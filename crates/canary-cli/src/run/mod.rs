@@ -156,6 +156,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, CliError> {
         clusters: connected.clusters.clone(),
         clock: clock.clone(),
         holders: connected.holders.clone(),
+        notifier: std::sync::Arc::new(canary_lambda::NoNotifier),
     };
     let executor = Executor::from_json(DEFINITION)?.with_name(MACHINE_NAME);
 
