@@ -22,6 +22,7 @@ pub mod errors;
 pub mod execution;
 pub mod labels;
 pub mod names;
+pub mod notify;
 pub mod provider;
 pub mod render;
 pub mod schedule;

@@ -36,6 +36,7 @@
 //! | `history/<version>.json` | `begin`, `record_progress`, `finish_*` (`finish_recovered` for a stopped one) | [`Record`], one per deployment, keyed by version |
 //! | `manifests/<version>.yaml` | `put_manifest` | the rendered template of that version |
 //! | `lock.json` | `take_lock` / `take_lock_as` (`If-None-Match: *`, or `If-Match` over a released marker or an ended holder's lock), `renew_lock`, `release_lock` / `break_lock` (`If-Match` on the ETag just read) | held or released marker |
+//! | `notifications/<version>.json` | `record_notification_failure` (a notification that could not be sent) | [`NotificationFailures`] |
 //! | `abort.json` | `request_abort` (`canary abort`); deleted by `begin` and `finish_*` | [`Abort`] |
 //! | `approve.json` | `request_approval` (`canary approve`); deleted when used, and by `begin` and `finish_*` | `canary_core::decide::Approval` |
 //! | `promote.json` | `request_promotion` (`canary promote`); deleted when used, and by `begin` and `finish_*` | `canary_core::decide::PromoteRequest` |
@@ -99,6 +100,7 @@
 mod error;
 mod lock;
 mod manifests;
+mod notifications;
 mod objects;
 mod records;
 mod requests;
@@ -110,6 +112,7 @@ mod store;
 
 pub use error::{Cause, StoreError};
 pub use lock::{LockInfo, TakeLock};
+pub use notifications::NotificationFailures;
 pub use objects::{MemoryObjects, Object, ObjectStore, PutCondition, PutResult};
 pub use records::{Begin, Finish, MAX_VERDICTS, Record, RecoveredEnd};
 pub use requests::Abort;
