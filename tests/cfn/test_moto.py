@@ -186,6 +186,7 @@ class MotoStacks(unittest.TestCase):
                 "pipeline.yaml",
                 {
                     "ServiceName": "yelb-ui",
+                    "KubernetesNamespace": "yelb",
                     "ClusterName": CLUSTER,
                     "ConnectionArn": f"arn:aws:codeconnections:{REGION}:{ACCOUNT}:connection/0a1b2c3d-aaaa-bbbb-cccc-123456789012",
                     "FullRepositoryId": "example/yelb-ui",

@@ -132,7 +132,7 @@ class Pipeline(unittest.TestCase):
 
     def test_the_deploy_stage_starts_the_shared_state_machine_with_deploy_json(self):
         stages = {s["Name"]: s for s in self.t["Resources"]["Pipeline"]["Properties"]["Stages"]}
-        self.assertEqual(list(stages), ["Source", "Build", "Deploy"])
+        self.assertEqual(list(stages), ["Source", "Build", "Deploy", "Pin"])
         (action,) = stages["Deploy"]["Actions"]
         self.assertEqual(
             action["ActionTypeId"], {"Category": "Invoke", "Owner": "AWS", "Provider": "StepFunctions", "Version": "1"}
