@@ -15,12 +15,14 @@
 //! - A service's records in S3: [`records`] (`history`, `status`, `unlock`, `abort`);
 //!   its health in CloudWatch: [`health`] (`check-health`); its health rule replayed
 //!   over its past numbers: [`whatif`] (`what-if`).
+//! - See it: [`dashboard`] (`dashboard`, `demo --dashboard`, `report --html`).
 //! - Shared: [`aws`] (the SDK's configuration), [`format`] (output formatting).
 
 pub mod aws;
 pub mod cli;
 pub mod cluster_sim;
 pub mod commands;
+pub mod dashboard;
 pub mod demo;
 pub mod deploy_json;
 pub mod error;

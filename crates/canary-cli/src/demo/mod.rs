@@ -32,6 +32,13 @@ pub struct DemoArgs {
     /// two deployments racing for the lock; each must end whole on one version.
     #[arg(long, conflicts_with = "scenario")]
     pub fault_matrix: bool,
+    /// Then serve the scenarios in the dashboard (`canary dashboard`'s page, a group per
+    /// scenario) on loopback until Ctrl-C.
+    #[arg(long, conflicts_with_all = ["json", "fault_matrix"])]
+    pub dashboard: bool,
+    /// Where the dashboard listens (with --dashboard).
+    #[arg(long, requires = "dashboard", default_value = "127.0.0.1:8377")]
+    pub listen: std::net::SocketAddr,
 }
 
 /// Runs the demo and prints it. Exit 0 when every scenario ended as expected, 1

@@ -1,0 +1,593 @@
+//! What the dashboard shows, read from the records ([`Board`], [`ServiceView`],
+//! [`DeploymentView`]) and each deployment's timeline ([`Row`]s, the rows `canary demo`
+//! and `canary run` print).
+//!
+//! A record keeps the weight now and the last verdicts, not when each happened, so a
+//! timeline comes from the best source there is, in this order:
+//! 1. the rows the local executor produced (`canary demo --dashboard`): exact;
+//! 2. the execution's history in Step Functions (`--state-machine`): exact;
+//! 3. what this dashboard saw while it polled the records (live samples): exact from
+//!    the moment it started;
+//! 4. the record alone: the start, the verdicts in their order, the end; the checks'
+//!    times are then spread evenly and the chart says so.
+//!
+//! Gates and operator actions (`gate`, `operator` in the record, written by `canary
+//! approve`/`promote`/`abort`) are read from the record's JSON, so that records without
+//! them read as "none".
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use canary_core::execution::OutcomeStatus;
+use canary_core::{Verdict, VerdictStatus};
+use canary_store::{Abort, DeploymentStore, LockInfo, ObjectStore, Record, ServiceRef};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::CliError;
+use crate::format::{outcome_word, verdict_numbers};
+use crate::progress::Row;
+
+/// The whole page: groups of services (one per bucket, or one per demo scenario).
+#[derive(Debug, Clone, Serialize)]
+pub struct Board {
+    /// The page's title.
+    pub title: String,
+    /// Whether actions are refused.
+    pub read_only: bool,
+    /// When the board was read (Unix seconds).
+    pub read_at: i64,
+    pub groups: Vec<GroupView>,
+}
+
+/// One group of services read from one store.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupView {
+    /// The group's index (what an action names with the service).
+    pub index: usize,
+    /// `bucket B` or the demo scenario's name.
+    pub label: String,
+    /// One line under the label (the scenario's title and how it ended).
+    pub note: Option<String>,
+    pub services: Vec<ServiceView>,
+    /// A failure to list or read the group, said instead of its services.
+    pub error: Option<String>,
+}
+
+/// One service: what runs, its lock, its history.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    /// `cluster/namespace/service`.
+    pub service: String,
+    pub stable_version: Option<u32>,
+    pub stable_image: Option<String>,
+    /// The running deployment.
+    pub running: Option<DeploymentView>,
+    /// The lock, when held.
+    pub lock: Option<LockInfo>,
+    /// A pending abort request.
+    pub abort: Option<Abort>,
+    /// Every deployment, newest first (the running one included).
+    pub history: Vec<DeploymentView>,
+}
+
+/// A gate a deployment waits at (the record's `gate`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GateView {
+    /// `50%` or `promotion`.
+    pub label: String,
+    pub weight: u8,
+    /// Since when it waits (Unix seconds).
+    pub since: i64,
+    /// When the wait ends on its own (Unix seconds).
+    pub deadline: Option<i64>,
+    /// What the timeout does (`rollback`, `continue`).
+    pub on_timeout: Option<String>,
+}
+
+/// An operator's action on a deployment (the record's `operator`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OperatorView {
+    /// `approved`, `promoted`, `aborted`.
+    pub kind: String,
+    pub by: String,
+    pub reason: String,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// One deployment and its timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentView {
+    pub version: u32,
+    pub image: String,
+    pub previous_version: Option<u32>,
+    pub execution: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    /// `promoted`, `rolled_back`; `None` while it runs.
+    pub outcome: Option<String>,
+    /// Why it ended so.
+    pub reason: Option<String>,
+    pub weight: u8,
+    pub max_weight: u8,
+    /// Steps applied and steps in the schedule, when the timeline knows them.
+    pub step: Option<(usize, usize)>,
+    /// When the next health check is due (Unix seconds), when known.
+    pub next_check: Option<i64>,
+    /// The last verdicts, oldest first.
+    pub verdicts: Vec<Verdict>,
+    pub gate: Option<GateView>,
+    pub operator: Vec<OperatorView>,
+    /// The timeline, oldest first.
+    pub timeline: Vec<Row>,
+    /// Whether the timeline's times are exact (else the checks are spread evenly).
+    pub exact_times: bool,
+    /// The last time the record was written (Unix seconds).
+    pub updated_at: i64,
+}
+
+impl DeploymentView {
+    /// The last verdict.
+    pub fn last_verdict(&self) -> Option<&Verdict> {
+        self.verdicts.last()
+    }
+
+    /// Whether the deployment still runs.
+    pub fn running(&self) -> bool {
+        self.outcome.is_none()
+    }
+}
+
+/// How a group finds its services.
+#[derive(Debug, Clone)]
+pub enum Listing {
+    /// These services (the demo's).
+    Fixed(Vec<ServiceRef>),
+    /// Every `<prefix><cluster>/<namespace>/<service>/state.json` in the objects.
+    Objects {
+        objects: Arc<dyn ObjectStore>,
+        prefix: String,
+    },
+}
+
+impl Listing {
+    /// The services, sorted.
+    pub async fn services(&self) -> Result<Vec<ServiceRef>, CliError> {
+        match self {
+            Self::Fixed(list) => Ok(list.clone()),
+            Self::Objects { objects, prefix } => {
+                let p = normalized_prefix(prefix);
+                let mut out = Vec::new();
+                for key in objects.list(&p).await? {
+                    let Some(rest) = key.strip_prefix(&p) else {
+                        continue;
+                    };
+                    let parts: Vec<&str> = rest.split('/').collect();
+                    if let [c, n, s, "state.json"] = parts.as_slice() {
+                        out.push(ServiceRef::new(*c, *n, *s));
+                    }
+                }
+                out.sort_by_key(ToString::to_string);
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The prefix as the store writes it: `state/` for `state`, `` for ``.
+pub fn normalized_prefix(prefix: &str) -> String {
+    let p = prefix.trim_matches('/');
+    if p.is_empty() {
+        String::new()
+    } else {
+        format!("{p}/")
+    }
+}
+
+/// Where exact timelines come from, beside the records.
+#[async_trait::async_trait]
+pub trait TimelineSource: Send + Sync + std::fmt::Debug {
+    /// The rows of `execution` (deploying `version` of `svc`), when this source has them.
+    async fn rows(&self, svc: &ServiceRef, version: u32, execution: &str) -> Option<TimedRows>;
+}
+
+/// Rows from an exact source, and what they say of the next check.
+#[derive(Debug, Clone, Default)]
+pub struct TimedRows {
+    pub rows: Vec<Row>,
+    /// When the next health check is due (Unix seconds).
+    pub next_check: Option<i64>,
+}
+
+/// The demo's rows, by service and version.
+#[derive(Debug, Clone, Default)]
+pub struct FixedRows(pub HashMap<(String, u32), Vec<Row>>);
+
+#[async_trait::async_trait]
+impl TimelineSource for FixedRows {
+    async fn rows(&self, svc: &ServiceRef, version: u32, _execution: &str) -> Option<TimedRows> {
+        self.0
+            .get(&(svc.to_string(), version))
+            .map(|rows| TimedRows {
+                rows: rows.clone(),
+                next_check: None,
+            })
+    }
+}
+
+/// One group: a store, how to list its services, an exact timeline source, and what
+/// the dashboard saw while polling.
+#[derive(Debug)]
+pub struct Group {
+    pub label: String,
+    pub note: Option<String>,
+    pub store: DeploymentStore,
+    pub listing: Listing,
+    pub timelines: Option<Arc<dyn TimelineSource>>,
+    samples: Mutex<HashMap<(String, u32), Vec<Row>>>,
+}
+
+impl Group {
+    /// A group with nothing seen yet.
+    pub fn new(label: impl Into<String>, store: DeploymentStore, listing: Listing) -> Self {
+        Self {
+            label: label.into(),
+            note: None,
+            store,
+            listing,
+            timelines: None,
+            samples: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same group with a note under its label.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// The same group with an exact timeline source.
+    pub fn with_timelines(mut self, source: Arc<dyn TimelineSource>) -> Self {
+        self.timelines = Some(source);
+        self
+    }
+
+    /// Reads every service of the group; a failure is said in the group's `error`.
+    pub async fn read(&self, index: usize, now: i64) -> GroupView {
+        let mut view = GroupView {
+            index,
+            label: self.label.clone(),
+            note: self.note.clone(),
+            services: Vec::new(),
+            error: None,
+        };
+        let services = match self.listing.services().await {
+            Ok(s) => s,
+            Err(e) => {
+                view.error = Some(format!("cannot list the services: {e}"));
+                return view;
+            }
+        };
+        for svc in services {
+            match self.read_service(&svc, now).await {
+                Ok(s) => view.services.push(s),
+                Err(e) => {
+                    view.error = Some(format!("cannot read {svc}: {e}"));
+                }
+            }
+        }
+        view
+    }
+
+    /// One service's view.
+    pub async fn read_service(&self, svc: &ServiceRef, now: i64) -> Result<ServiceView, CliError> {
+        let status = self.store.status(svc).await?;
+        let abort = self.store.abort_requested(svc).await?;
+        let records = self.store.history(svc).await?;
+        let mut history = Vec::with_capacity(records.len());
+        for r in &records {
+            history.push(self.deployment(svc, r, now).await);
+        }
+        let running_version = status.state.in_progress.as_ref().map(|p| p.version);
+        let running = running_version
+            .and_then(|v| history.iter().find(|d| d.version == v && d.running()))
+            .cloned();
+        Ok(ServiceView {
+            service: svc.to_string(),
+            stable_version: status.state.stable_version,
+            stable_image: status.state.stable_image.clone(),
+            running,
+            lock: status.lock,
+            abort,
+            history,
+        })
+    }
+
+    /// One deployment's view, with its timeline from the best source there is.
+    pub async fn deployment(&self, svc: &ServiceRef, r: &Record, now: i64) -> DeploymentView {
+        let extras = RecordExtras::of(r);
+        let mut view = DeploymentView {
+            version: r.version,
+            image: r.image.clone(),
+            previous_version: r.previous_version,
+            execution: r.execution.clone(),
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            outcome: r
+                .outcome
+                .as_ref()
+                .map(|o| outcome_word(o.status).to_owned()),
+            reason: r.outcome.as_ref().map(|o| o.reason.clone()),
+            weight: r.weight,
+            max_weight: r.max_weight,
+            step: None,
+            next_check: None,
+            verdicts: r.verdicts.clone(),
+            gate: if r.outcome.is_none() {
+                extras.gate.clone()
+            } else {
+                None
+            },
+            operator: extras.operator.clone(),
+            timeline: Vec::new(),
+            exact_times: true,
+            updated_at: r.updated_at,
+        };
+        let exact = match &self.timelines {
+            Some(t) => t.rows(svc, r.version, &r.execution).await,
+            None => None,
+        };
+        let mut rows = match exact {
+            Some(t) if !t.rows.is_empty() => {
+                view.next_check = t.next_check.filter(|_| r.outcome.is_none());
+                t.rows
+            }
+            _ => {
+                let sampled = self.sample(svc, r, now);
+                if sampled.len() > 1 {
+                    sampled
+                } else {
+                    view.exact_times = r.verdicts.is_empty();
+                    record_rows(r)
+                }
+            }
+        };
+        if let Some(last) = rows.last()
+            && last.steps > 0
+        {
+            view.step = Some((last.step, last.steps));
+        }
+        add_operator_rows(&mut rows, &extras, r);
+        if rows.is_empty() {
+            rows = record_rows(r);
+        }
+        if let Some(o) = &r.outcome
+            && !rows.iter().any(|row| row.state == "Ended")
+        {
+            let last = rows.last().map_or(0, |row| row.at_millis);
+            rows.push(Row {
+                at_millis: (r.ended_at.unwrap_or(r.updated_at) * 1000).max(last),
+                state: "Ended".into(),
+                weight: r.weight,
+                step: rows.last().map_or(0, |row| row.step),
+                steps: rows.last().map_or(0, |row| row.steps),
+                verdict: None,
+                bad: o.status == OutcomeStatus::RolledBack,
+                note: o.reason.clone(),
+            });
+        }
+        view.timeline = rows;
+        view
+    }
+
+    /// Notes what the record says now (a new weight, a new verdict, the end) and
+    /// returns every sample of that deployment.
+    fn sample(&self, svc: &ServiceRef, r: &Record, now: i64) -> Vec<Row> {
+        let Ok(mut samples) = self.samples.lock() else {
+            return Vec::new();
+        };
+        let key = (svc.to_string(), r.version);
+        let rows = samples.entry(key).or_default();
+        if rows.is_empty() {
+            if r.outcome.is_some() {
+                // Ended before the dashboard saw it run: nothing was sampled.
+                return Vec::new();
+            }
+            rows.push(start_row(r));
+        }
+        let last = rows.last().cloned();
+        let verdict = r.verdicts.last().cloned();
+        let new_verdict = verdict.is_some()
+            && !rows
+                .iter()
+                .any(|row| row.verdict.is_some() && row.verdict == verdict);
+        let ended = r.outcome.is_some();
+        let changed = last.as_ref().is_none_or(|l| l.weight != r.weight) || new_verdict || ended;
+        let already_ended = last.as_ref().is_some_and(|l| l.state == "Ended");
+        if changed && !already_ended {
+            let at = if ended {
+                r.ended_at.unwrap_or(r.updated_at)
+            } else {
+                r.updated_at
+                    .max(last.as_ref().map_or(0, |l| l.at_millis / 1000))
+            };
+            let at = if at > now + 3600 { now } else { at };
+            let (note, bad) = match (&r.outcome, &verdict) {
+                (Some(o), _) => (o.reason.clone(), o.status == OutcomeStatus::RolledBack),
+                (None, Some(v)) if new_verdict => {
+                    (verdict_numbers(v), v.status == VerdictStatus::Unhealthy)
+                }
+                _ => (format!("v{} at {}%", r.version, r.weight), false),
+            };
+            rows.push(Row {
+                at_millis: at * 1000,
+                state: if ended {
+                    "Ended".into()
+                } else if new_verdict {
+                    "HealthCheck".into()
+                } else {
+                    "ShiftWeights".into()
+                },
+                weight: r.weight,
+                step: 0,
+                steps: 0,
+                verdict: if new_verdict && !ended { verdict } else { None },
+                bad,
+                note,
+            });
+        }
+        rows.clone()
+    }
+}
+
+/// What a record may carry beside canary-store's fields: the gate it waits at and the
+/// operators' actions (read from its JSON, so that older records read as none).
+#[derive(Debug, Clone, Default)]
+pub struct RecordExtras {
+    pub gate: Option<GateView>,
+    pub operator: Vec<OperatorView>,
+}
+
+impl RecordExtras {
+    /// The extras of `r`.
+    pub fn of(r: &Record) -> Self {
+        let Ok(v) = serde_json::to_value(r) else {
+            return Self::default();
+        };
+        let gate = v
+            .get("gate")
+            .filter(|g| !g.is_null())
+            .and_then(|g| serde_json::from_value::<GateView>(g.clone()).ok());
+        let operator = v
+            .get("operator")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|a| serde_json::from_value::<OperatorView>(a.clone()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { gate, operator }
+    }
+}
+
+fn start_row(r: &Record) -> Row {
+    let note = match r.previous_version {
+        Some(p) => format!("v{} started beside stable v{p}", r.version),
+        None => format!("v{} started (first deployment)", r.version),
+    };
+    Row {
+        at_millis: r.started_at * 1000,
+        state: "Started".into(),
+        weight: 0,
+        step: 0,
+        steps: 0,
+        verdict: None,
+        bad: false,
+        note,
+    }
+}
+
+/// The timeline the record alone gives: the start, each verdict (spread evenly between
+/// the start and the end or the last update), the end.
+pub fn record_rows(r: &Record) -> Vec<Row> {
+    let mut rows = vec![start_row(r)];
+    let end = r.ended_at.unwrap_or(r.updated_at).max(r.started_at);
+    let n = i64::try_from(r.verdicts.len()).unwrap_or(i64::MAX);
+    let span = end - r.started_at;
+    for (i, v) in r.verdicts.iter().enumerate() {
+        let i = i64::try_from(i).unwrap_or(0) + 1;
+        let at = r.started_at + span * i / (n + 1);
+        rows.push(Row {
+            at_millis: at * 1000,
+            state: "HealthCheck".into(),
+            weight: r.max_weight.max(r.weight),
+            step: 0,
+            steps: 0,
+            verdict: Some(v.clone()),
+            bad: v.status == VerdictStatus::Unhealthy,
+            note: verdict_numbers(v),
+        });
+    }
+    if let Some(o) = &r.outcome {
+        rows.push(Row {
+            at_millis: end * 1000,
+            state: "Ended".into(),
+            weight: r.weight,
+            step: 0,
+            steps: 0,
+            verdict: None,
+            bad: o.status == OutcomeStatus::RolledBack,
+            note: o.reason.clone(),
+        });
+    } else if r.weight > 0 {
+        rows.push(Row {
+            at_millis: r.updated_at * 1000,
+            state: "ShiftWeights".into(),
+            weight: r.weight,
+            step: 0,
+            steps: 0,
+            verdict: None,
+            bad: false,
+            note: format!("v{} at {}%", r.version, r.weight),
+        });
+    }
+    rows.sort_by_key(|row| row.at_millis);
+    rows
+}
+
+/// Adds the gate's start and each operator action to `rows`, in time order.
+fn add_operator_rows(rows: &mut Vec<Row>, extras: &RecordExtras, r: &Record) {
+    let weight_at = |rows: &[Row], at: i64| {
+        rows.iter()
+            .take_while(|row| row.at_millis <= at * 1000)
+            .last()
+            .map_or(r.weight, |row| row.weight)
+    };
+    let mut added = Vec::new();
+    if let Some(g) = extras.gate.as_ref().filter(|_| r.outcome.is_none()) {
+        let mut note = format!("paused at {}, waiting for approval", g.label);
+        if let Some(d) = g.deadline {
+            let then = g.on_timeout.as_deref().unwrap_or("rollback");
+            note.push_str(&format!(
+                "; at {} UTC it will {}",
+                crate::format::utc(d),
+                if then.contains("roll") {
+                    "roll back"
+                } else {
+                    "go on"
+                }
+            ));
+        }
+        added.push(Row {
+            at_millis: g.since * 1000,
+            state: "Gate".into(),
+            weight: g.weight,
+            step: 0,
+            steps: 0,
+            verdict: None,
+            bad: false,
+            note,
+        });
+    }
+    for a in &extras.operator {
+        added.push(Row {
+            at_millis: a.at * 1000,
+            state: "Operator".into(),
+            weight: weight_at(rows, a.at),
+            step: 0,
+            steps: 0,
+            verdict: None,
+            bad: a.kind == "aborted",
+            note: format!("{} by {}: {}", a.kind, a.by, a.reason),
+        });
+    }
+    if added.is_empty() {
+        return;
+    }
+    rows.extend(added);
+    rows.sort_by_key(|row| row.at_millis);
+}
