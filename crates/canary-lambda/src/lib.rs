@@ -38,7 +38,7 @@ pub use connect::{ClusterConnector, EksConnector, FixedCluster};
 pub use error::{Cause, HandlerError};
 pub use event::{RenderInput, Task, handle_render, handle_task};
 pub use holders::{ExecutionLookup, Holders, NoLookup, StepFunctionsLookup};
-pub use notify::{NoNotifier, Notifier, RecordedNotifier, notify};
+pub use notify::{AwsNotifier, NoNotifier, Notifier, RecordedNotifier, notify};
 pub use recover::{RecoverRequest, Recovery, recover};
 pub use shift::pause;
 

@@ -8,6 +8,10 @@
 //! - `CANARY_KUBECONFIG` (optional): reach the cluster through this kubeconfig instead
 //!   of EKS (for running the functions locally against any cluster, e.g. the simulated
 //!   one under a local Lambda Runtime API).
+//! - `CANARY_EVENT_BUS` (optional): the EventBridge bus that receives the notification of
+//!   each decision (default `default`).
+//! - `CANARY_TOPIC_ARN` (optional): an SNS topic that also receives it, as an AWS Chatbot
+//!   custom notification (unset: no SNS message).
 //! - the standard AWS variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...).
 
 use std::future::Future;
@@ -65,7 +69,7 @@ pub async fn services_from_env() -> Result<Services, HandlerError> {
         clusters,
         clock: Arc::new(SystemClock),
         holders: Holders::step_functions(&sdk),
-        notifier: Arc::new(crate::NoNotifier),
+        notifier: Arc::new(crate::notify::AwsNotifier::from_env(&sdk)),
     })
 }
 
