@@ -246,6 +246,27 @@ pub fn plan_table(spec: &DeploySpec) -> String {
         "  promoted (old version removed) at  {}\n",
         clock(plan.total_secs)
     ));
+    if !plan.gates.is_empty() {
+        out.push_str(
+            "  gates (`canary approve` passes one; the weight holds and checks go on while it waits):\n",
+        );
+        for g in &plan.gates {
+            let place = match g.at {
+                canary_core::spec::GateAt::Promotion => "before promotion (100%)".to_owned(),
+                at => format!("at {at}"),
+            };
+            out.push_str(&format!(
+                "    {place:<24} reached at {} at the earliest; waits up to {}, then {}\n",
+                clock(g.reached_secs),
+                canary_core::timing::human_duration(g.timeout_secs),
+                g.on_timeout.verb()
+            ));
+        }
+        out.push_str(&format!(
+            "  with every gate waiting until its deadline, promoted at  {} at the latest\n",
+            clock(plan.longest_secs)
+        ));
+    }
     out.push_str(&format!(
         "  health checked every {} s over the last {} s; a failure is rolled back within {} at worst\n",
         plan.check_interval_secs,

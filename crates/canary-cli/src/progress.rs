@@ -9,6 +9,7 @@ use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use canary_core::ActionKind;
 use canary_core::clock::Clock;
 use canary_core::execution::{Next, OutcomeStatus};
 use canary_core::{Deployment, Verdict, VerdictStatus};
@@ -260,10 +261,23 @@ fn describe_success(state: &str, d: &Deployment, shifted: bool) -> (String, bool
                     Next::Shift => "next step".to_owned(),
                     Next::Promote => "promote".to_owned(),
                     _ if shifted => at,
-                    _ => "check again".to_owned(),
+                    _ => match &d.gate {
+                        Some(g) => format!(
+                            "paused at {}, waiting for approval (canary approve); {} at {}",
+                            g.gate,
+                            g.on_timeout.verb(),
+                            crate::format::utc(g.deadline)
+                        ),
+                        None => "check again".to_owned(),
+                    },
                 };
+                let mut said = String::new();
+                for a in d.actions.iter().filter(|a| a.kind != ActionKind::Paused) {
+                    said.push_str(&crate::records::status::action_words(a));
+                    said.push_str("; ");
+                }
                 (
-                    format!("{}: {} -> {then}", status_word(v.status), v.reason),
+                    format!("{said}{}: {} -> {then}", status_word(v.status), v.reason),
                     v.status != VerdictStatus::Healthy,
                 )
             }

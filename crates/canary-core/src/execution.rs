@@ -119,6 +119,10 @@ pub struct Deployment {
     /// gate's timeout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_reason: Option<String>,
+    /// What people and gates did during the last task (paused, approved, promoted,
+    /// timed out, aborted), for whoever follows the execution.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<OperatorAction>,
 }
 
 /// A gate the deployment waits at: its weight holds and the checks go on until a person
@@ -236,6 +240,7 @@ impl Deployment {
             gate: None,
             skip_gates: false,
             rollback_reason: None,
+            actions: Vec::new(),
         }
     }
 

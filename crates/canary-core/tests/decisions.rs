@@ -137,6 +137,7 @@ fn deployment(spec: &DeploySpec, first: bool) -> Deployment {
         gate: None,
         skip_gates: false,
         rollback_reason: None,
+        actions: Vec::new(),
     }
 }
 

@@ -31,7 +31,9 @@ fn spec(extra: Value) -> DeploySpec {
 }
 
 fn refused(extra: Value) -> String {
-    DeploySpec::parse(&doc(extra), None).unwrap_err().to_string()
+    DeploySpec::parse(&doc(extra), None)
+        .unwrap_err()
+        .to_string()
 }
 
 fn deployment(spec: &DeploySpec) -> Deployment {
@@ -130,7 +132,11 @@ fn gates_validate_and_are_kept_in_the_order_they_are_reached() {
     assert_eq!(s.gates.len(), 2);
     assert_eq!(s.gates[0].at, GateAt::Weight(50));
     assert_eq!(s.gates[0].timeout, 3600, "one hour by default");
-    assert_eq!(s.gates[0].on_timeout, OnTimeout::Rollback, "rollback by default");
+    assert_eq!(
+        s.gates[0].on_timeout,
+        OnTimeout::Rollback,
+        "rollback by default"
+    );
     assert_eq!(s.gates[1].at, GateAt::Promotion);
     assert_eq!(s.gates[1].on_timeout, OnTimeout::Continue);
 }
@@ -140,15 +146,39 @@ fn a_nonsense_gate_is_refused_naming_its_field_and_value() {
     for (gates, field, words) in [
         (json!("50"), "gates", "must be a list of gates"),
         (json!([50]), "gates[0]", "must be an object"),
-        (json!([{"at": 40}]), "gates[0].at", "is not a weight of the schedule (25, 50, 75, 100)"),
+        (
+            json!([{"at": 40}]),
+            "gates[0].at",
+            "is not a weight of the schedule (25, 50, 75, 100)",
+        ),
         (json!([{"at": 100}]), "gates[0].at", "use \"promotion\""),
         (json!([{"at": 0}]), "gates[0].at", "between 1 and 100"),
-        (json!([{"at": "promotoin"}]), "gates[0].at", "did you mean `promotion`"),
+        (
+            json!([{"at": "promotoin"}]),
+            "gates[0].at",
+            "did you mean `promotion`",
+        ),
         (json!([{"timeout": 60}]), "gates[0].at", "is required"),
-        (json!([{"at": 50, "timeout": 5}]), "gates[0].timeout", "between 60 and 604800"),
-        (json!([{"at": 50, "on_timeout": "abort"}]), "gates[0].on_timeout", "must be `rollback` or `continue`"),
-        (json!([{"at": 50, "timout": 600}]), "gates[0].timout", "did you mean `timeout`"),
-        (json!([{"at": 50}, {"at": 50}]), "gates[1].at", "repeats the gate at 50%"),
+        (
+            json!([{"at": 50, "timeout": 5}]),
+            "gates[0].timeout",
+            "between 10 and 604800",
+        ),
+        (
+            json!([{"at": 50, "on_timeout": "abort"}]),
+            "gates[0].on_timeout",
+            "must be `rollback` or `continue`",
+        ),
+        (
+            json!([{"at": 50, "timout": 600}]),
+            "gates[0].timout",
+            "did you mean `timeout`",
+        ),
+        (
+            json!([{"at": 50}, {"at": 50}]),
+            "gates[1].at",
+            "repeats the gate at 50%",
+        ),
     ] {
         let e = refused(json!({ "gates": gates }));
         assert!(e.contains(field) && e.contains(words), "{gates}: {e}");
@@ -171,7 +201,10 @@ fn the_plan_shows_each_gate_where_it_is_reached_and_its_longest_wait() {
     let s = spec(json!({"gates": [{"at": 50, "timeout": 1800}, {"at": "promotion"}]}));
     let p = schedule::plan(&s);
     assert_eq!(p.gates.len(), 2);
-    assert_eq!((p.gates[0].at, p.gates[0].reached_secs), (GateAt::Weight(50), 120));
+    assert_eq!(
+        (p.gates[0].at, p.gates[0].reached_secs),
+        (GateAt::Weight(50), 120)
+    );
     assert_eq!(p.gates[1].reached_secs, p.total_secs);
     assert_eq!(p.longest_secs, p.total_secs + 1800 + 3600);
     let without = schedule::plan(&spec(json!({})));
@@ -208,7 +241,10 @@ fn a_gate_pauses_with_the_weight_held_and_checks_going_on_until_approved() {
     assert!(ev.used_approval);
     assert_eq!(ev.actions.len(), 1);
     let a = &ev.actions[0];
-    assert_eq!((a.kind, a.by.as_str(), a.gate.as_deref()), (ActionKind::Approved, "ana", Some("50%")));
+    assert_eq!(
+        (a.kind, a.by.as_str(), a.gate.as_deref()),
+        (ActionKind::Approved, "ana", Some("50%"))
+    );
     assert_eq!(a.reason, "dashboards look fine");
     assert_eq!((d.next, d.gate.is_none()), (Next::Shift, true));
     through_step(&s, &mut d, &mut now);
@@ -220,14 +256,20 @@ fn a_failure_while_paused_rolls_back_at_once() {
     let (s, mut d, now) = at_gate(json!({"gates": [{"at": 50}]}));
     assert!(d.gate.is_some());
     // Even with an approval waiting: the failing check wins.
-    d.after_check_with(&s, verdict(VerdictStatus::Unhealthy), now + 20, &approval("50%"));
+    d.after_check_with(
+        &s,
+        verdict(VerdictStatus::Unhealthy),
+        now + 20,
+        &approval("50%"),
+    );
     assert_eq!((d.next, d.wait_seconds), (Next::Rollback, 0));
     assert!(d.gate.is_none());
 }
 
 #[test]
 fn an_approval_waits_for_a_passing_check() {
-    let (s, mut d, now) = at_gate(json!({"gates": [{"at": 50}], "min_request_count": 10, "no_data": "hold"}));
+    let (s, mut d, now) =
+        at_gate(json!({"gates": [{"at": 50}], "min_request_count": 10, "no_data": "hold"}));
     let ev = d.after_check_with(&s, verdict(VerdictStatus::Hold), now + 20, &approval("50%"));
     assert!(!ev.used_approval, "a hold is not a passing check");
     assert_eq!(d.next, Next::Check);
@@ -239,7 +281,11 @@ fn a_timed_out_gate_rolls_back_or_goes_on_as_deploy_json_says() {
     let deadline = d.gate.as_ref().unwrap().deadline;
     let mut now = deadline - 20;
     d.after_check(&s, healthy(), now);
-    assert_eq!((d.next, d.wait_seconds), (Next::Check, 20), "never waits past the deadline");
+    assert_eq!(
+        (d.next, d.wait_seconds),
+        (Next::Check, 20),
+        "never waits past the deadline"
+    );
     now = deadline;
     let ev = d.after_check_with(&s, healthy(), now, &Requests::default());
     assert_eq!(ev.actions[0].kind, ActionKind::TimedOut);
@@ -251,7 +297,8 @@ fn a_timed_out_gate_rolls_back_or_goes_on_as_deploy_json_says() {
         "{why}"
     );
 
-    let (s, mut d, _) = at_gate(json!({"gates": [{"at": 50, "timeout": 120, "on_timeout": "continue"}]}));
+    let (s, mut d, _) =
+        at_gate(json!({"gates": [{"at": 50, "timeout": 120, "on_timeout": "continue"}]}));
     let deadline = d.gate.as_ref().unwrap().deadline;
     let ev = d.after_check_with(&s, healthy(), deadline + 1, &Requests::default());
     assert_eq!(ev.actions[0].kind, ActionKind::TimedOut);
@@ -292,7 +339,12 @@ fn promote_ends_the_step_and_full_goes_to_100_percent_with_its_bake_still_to_com
     let mut d = deployment(&s);
     d.next = Next::Shift;
     d.after_shift(&s, 1_000);
-    let ev = d.after_check_with(&s, verdict(VerdictStatus::Unhealthy), 1_020, &promotion(true));
+    let ev = d.after_check_with(
+        &s,
+        verdict(VerdictStatus::Unhealthy),
+        1_020,
+        &promotion(true),
+    );
     assert!(!ev.used_promotion);
     assert_eq!(d.next, Next::Rollback);
 
@@ -304,7 +356,11 @@ fn promote_ends_the_step_and_full_goes_to_100_percent_with_its_bake_still_to_com
     assert_eq!(ev.actions[0].kind, ActionKind::PromotedFull);
     assert_eq!(d.next_weight(), Some(100));
     d.after_shift(&s, 1_030);
-    assert_eq!((d.weight, d.next), (100, Next::Check), "a check at 100% comes first");
+    assert_eq!(
+        (d.weight, d.next),
+        (100, Next::Check),
+        "a check at 100% comes first"
+    );
     let mut now = 1_030;
     while d.next == Next::Check {
         assert!(d.gate.is_none(), "promote --full skips the promotion gate");

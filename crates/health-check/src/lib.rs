@@ -21,8 +21,8 @@
 
 use canary_core::Verdict;
 use canary_core::decide::{InlineChecks, Requests};
-use canary_core::execution::{ActionKind, OperatorAction};
 use canary_core::execution::Next;
+use canary_core::execution::{ActionKind, OperatorAction};
 use canary_core::timing::{
     CHECK_INLINE_BUDGET_SECONDS, CHECK_INLINE_MAX_WAIT_SECONDS, seconds_setting,
 };
@@ -65,9 +65,11 @@ pub async fn run_with(
     inline: InlineChecks,
 ) -> Result<Task, HandlerError> {
     let started = services.clock.now_secs();
+    task.deployment.actions.clear();
     loop {
         let now = services.clock.now_secs();
-        check_once(services, &mut task, now).await?;
+        let actions = check_once(services, &mut task, now).await?;
+        task.deployment.actions.extend(actions);
         if task.deployment.next == Next::Shift {
             let cluster = task.cluster(services).await?;
             task.shift(services, cluster).await?;
@@ -84,7 +86,11 @@ pub async fn run_with(
 /// requests a person left (approve, promote: `canary_core::decide::gates`), recorded;
 /// the requests the decision used are removed after the record is written, so a retry
 /// after a failed write sees them again.
-async fn check_once(services: &Services, task: &mut Task, now: i64) -> Result<(), HandlerError> {
+async fn check_once(
+    services: &Services,
+    task: &mut Task,
+    now: i64,
+) -> Result<Vec<OperatorAction>, HandlerError> {
     let svc = task.service_ref();
     let version = task.deployment.canary_version;
     let abort = services.store.abort_requested(&svc).await?;
@@ -148,5 +154,5 @@ async fn check_once(services: &Services, task: &mut Task, now: i64) -> Result<()
     if events.used_promotion {
         services.store.clear_promotion(&svc).await?;
     }
-    Ok(())
+    Ok(events.actions)
 }

@@ -1,5 +1,6 @@
-//! The demo's four scenarios (a first deployment, a healthy canary promoted, a faulty
-//! one rolled back, one that never becomes ready): what each deploys, how it must end,
+//! The demo's five scenarios (a first deployment, a healthy canary promoted, a faulty
+//! one rolled back, one that never becomes ready, one that pauses at a gate until a
+//! person approves): what each deploys, how it must end,
 //! and running one in the harness ([`run_scenario`]) into a [`ScenarioResult`].
 
 use std::time::Instant;
@@ -10,7 +11,10 @@ use canary_sfn::{Execution, Status};
 use serde::Serialize;
 
 use crate::format::outcome_word;
-use crate::harness::fixtures::{FAULTY_ERROR_RATE, NAMESPACE, START_MILLIS, image};
+use crate::harness::approver::Approver;
+use crate::harness::fixtures::{
+    FAULTY_ERROR_RATE, NAMESPACE, START_MILLIS, deploy_document, image,
+};
 use crate::harness::{Check, DemoEnv};
 use crate::progress::{Row, Tracker};
 
@@ -26,7 +30,17 @@ pub enum Scenario {
     FaultyCanary,
     /// v3 whose image cannot be pulled: never ready, rolled back with the reason.
     CanaryNotReady,
+    /// v3 with a gate at 50%: it pauses there, checks going on, until a person
+    /// approves five minutes later on the virtual clock; then every step, promoted.
+    GateApproved,
 }
+
+/// The gate of the gate scenario, and how long its person takes to approve.
+pub const DEMO_GATE: u8 = 50;
+/// Seconds between the pause and the approval in the gate scenario.
+pub const DEMO_APPROVAL_AFTER_SECS: i64 = 300;
+/// Who approves in the gate scenario.
+pub const DEMO_APPROVER: &str = "demo-operator";
 
 /// How a scenario must end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,11 +57,12 @@ pub struct Expectation {
 
 impl Scenario {
     /// Every scenario, in the order the demo runs them.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Self::FirstDeployment,
         Self::HealthyCanary,
         Self::FaultyCanary,
         Self::CanaryNotReady,
+        Self::GateApproved,
     ];
 
     /// The name `--scenario` takes.
@@ -57,6 +72,7 @@ impl Scenario {
             Self::HealthyCanary => "healthy-canary",
             Self::FaultyCanary => "faulty-canary",
             Self::CanaryNotReady => "canary-not-ready",
+            Self::GateApproved => "gate-approved",
         }
     }
 
@@ -77,6 +93,10 @@ impl Scenario {
             Self::CanaryNotReady => {
                 "canary that never becomes ready: v3's image is in ImagePullBackOff".into()
             }
+            Self::GateApproved => format!(
+                "gate: v3 pauses at {DEMO_GATE}% beside v2 until {DEMO_APPROVER} approves {} min later",
+                DEMO_APPROVAL_AFTER_SECS / 60
+            ),
         }
     }
 
@@ -85,7 +105,7 @@ impl Scenario {
         match self {
             Self::FirstDeployment => &[],
             Self::HealthyCanary => &[1],
-            Self::FaultyCanary | Self::CanaryNotReady => &[1, 2],
+            Self::FaultyCanary | Self::CanaryNotReady | Self::GateApproved => &[1, 2],
         }
     }
 
@@ -115,6 +135,12 @@ impl Scenario {
                 outcome: OutcomeStatus::RolledBack,
                 stable_after: 2,
                 reason_contains: "ImagePullBackOff",
+            },
+            Self::GateApproved => Expectation {
+                version: 3,
+                outcome: OutcomeStatus::Promoted,
+                stable_after: 3,
+                reason_contains: "promoted",
             },
         }
     }
@@ -265,11 +291,27 @@ pub async fn run_scenario_in(env: &DemoEnv, scenario: Scenario) -> ScenarioResul
     match scenario {
         Scenario::FaultyCanary => env.sim.set_error_rate(&new_image, FAULTY_ERROR_RATE),
         Scenario::CanaryNotReady => env.sim.mark_image_bad(&new_image, "ImagePullBackOff"),
-        Scenario::FirstDeployment | Scenario::HealthyCanary => {}
+        Scenario::FirstDeployment | Scenario::HealthyCanary | Scenario::GateApproved => {}
     }
     let before = Counters::of(env);
     let mut tracker = Tracker::new();
-    let run = env.deploy(&new_image, &invoker, &mut tracker).await;
+    let mut approvals = 1;
+    let run = if scenario == Scenario::GateApproved {
+        let mut doc = deploy_document(&new_image);
+        doc["gates"] = serde_json::json!([{"at": DEMO_GATE, "timeout": 3600}]);
+        let approver = Approver::new(
+            &invoker,
+            &env.services,
+            env.service_ref(),
+            DEMO_APPROVAL_AFTER_SECS,
+            DEMO_APPROVER,
+        );
+        let run = env.deploy_doc(doc, &approver, &mut tracker).await;
+        approvals = approver.approved().len();
+        run
+    } else {
+        env.deploy(&new_image, &invoker, &mut tracker).await
+    };
     let counted = Counters::of(env).since(before);
 
     let start = tracker.started_millis().unwrap_or(START_MILLIS);
@@ -295,6 +337,7 @@ pub async fn run_scenario_in(env: &DemoEnv, scenario: Scenario) -> ScenarioResul
         .verify(expect.version, expect.stable_after, expect.outcome)
         .await;
     let passed = outcome == outcome_word(expect.outcome)
+        && approvals == 1
         && reason.contains(expect.reason_contains)
         && cluster_checks.iter().all(|c| c.ok);
     ScenarioResult {

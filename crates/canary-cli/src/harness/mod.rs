@@ -10,6 +10,7 @@
 //! deployment (all traffic on one version, no other version's objects, the lock
 //! released, the record written).
 
+pub mod approver;
 pub mod checks;
 pub mod fixtures;
 
@@ -212,16 +213,22 @@ impl DemoEnv {
         invoker: &dyn TaskInvoker,
         observer: &mut dyn Observer,
     ) -> canary_sfn::Execution {
+        self.deploy_doc(deploy_document(image), invoker, observer)
+            .await
+    }
+
+    /// Runs one deployment of the execution input `doc` (the demo's deploy.json with
+    /// changes) through the whole state machine.
+    pub async fn deploy_doc(
+        &self,
+        doc: serde_json::Value,
+        invoker: &dyn TaskInvoker,
+        observer: &mut dyn Observer,
+    ) -> canary_sfn::Execution {
         let name = self.next_name();
         let _running = self.running.start(&execution_id(&name));
         self.executor
-            .run_named(
-                &name,
-                deploy_document(image),
-                invoker,
-                &self.clock,
-                observer,
-            )
+            .run_named(&name, doc, invoker, &self.clock, observer)
             .await
     }
 

@@ -1,7 +1,7 @@
 //! Operator commands on a service's deployment records (canary-store, in the shared
 //! stack's S3 bucket): `canary history` ([`history`]), `canary status` ([`status`]),
-//! `canary unlock` and `canary abort` ([`lock`]), `canary recover` ([`recover`], which
-//! also reaches the cluster). This module names the service and finds its records.
+//! `canary unlock` and `canary abort` ([`lock`]), `canary approve` and `canary promote`
+//! ([`gates`]), `canary recover` ([`recover`], which also reaches the cluster). This module names the service and finds its records.
 //!
 //! # Naming the service
 //!
@@ -20,8 +20,10 @@
 //!
 //! # Exit codes
 //!
-//! 0 done, 1 an AWS failure, 2 bad input (and `abort` when no deployment is running).
+//! 0 done, 1 an AWS failure, 2 bad input (and `abort`, `approve`, `promote` when no
+//! deployment is running; `approve` when it waits at no gate).
 
+pub mod gates;
 pub mod history;
 pub mod lock;
 pub mod recover;
@@ -36,6 +38,7 @@ use crate::aws::sdk_config;
 use crate::deploy_json::{self, Inputs};
 use crate::error::CliError;
 
+pub use gates::{ApproveArgs, PromoteArgs, approve_command, promote_command};
 pub use history::{HistoryArgs, history};
 pub use lock::{AbortArgs, UnlockArgs, abort, unlock};
 pub use recover::{RecoverArgs, recover};

@@ -46,6 +46,34 @@ pub async fn status(args: &StatusArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// "12:03:00 UTC approved by ana at 50%: dashboards look fine".
+pub fn action_line(a: &canary_core::OperatorAction) -> String {
+    format!("{} UTC {}", utc(a.at), action_words(a))
+}
+
+/// "approved by ana at 50%: dashboards look fine".
+pub fn action_words(a: &canary_core::OperatorAction) -> String {
+    use canary_core::ActionKind;
+    let what = match a.kind {
+        ActionKind::Paused => "paused",
+        ActionKind::Approved => "approved",
+        ActionKind::Promoted => "promoted (rest of the step skipped)",
+        ActionKind::PromotedFull => "promoted fully (remaining steps skipped)",
+        ActionKind::TimedOut => "gate timed out",
+        ActionKind::Aborted => "aborted",
+    };
+    let by = match a.kind {
+        ActionKind::Paused | ActionKind::TimedOut => String::new(),
+        _ => format!(" by {}", a.by),
+    };
+    format!(
+        "{} UTC {what}{by} at {}%: {}",
+        utc(a.at),
+        a.weight,
+        a.reason
+    )
+}
+
 /// The status for a person.
 fn status_text(svc: &ServiceRef, status: &Status, abort: Option<&Abort>, now: i64) -> String {
     let s = &status.state;
@@ -68,6 +96,20 @@ fn status_text(svc: &ServiceRef, status: &Status, abort: Option<&Abort>, now: i6
                 utc(r.updated_at),
             ));
             out.push_str(&format!("             execution {}\n", p.execution));
+            if let Some(g) = &r.gate {
+                out.push_str(&format!(
+                    "             {}
+",
+                    super::gates::gate_line(g, now)
+                ));
+            }
+            for a in r.operator.iter().rev().take(3).rev() {
+                out.push_str(&format!(
+                    "             {}
+",
+                    action_line(a)
+                ));
+            }
             match r.verdicts.last() {
                 Some(v) => out.push_str(&format!(
                     "             last verdict: {}\n             {}\n",

@@ -24,8 +24,9 @@ use super::reader::{Reader, kind};
 
 /// How long a gate waits when deploy.json does not say: one hour.
 pub const DEFAULT_GATE_TIMEOUT: u64 = 3_600;
-/// The shortest gate timeout: one minute.
-pub const MIN_GATE_TIMEOUT: u64 = 60;
+/// The shortest gate timeout, in seconds (short gates are for tests and dry runs; a
+/// person needs minutes).
+pub const MIN_GATE_TIMEOUT: u64 = 10;
 /// The longest gate timeout: seven days (checks keep running while a gate waits, and
 /// the whole deployment must still fit in one execution's history: `schedule::plan`).
 pub const MAX_GATE_TIMEOUT: u64 = 7 * 86_400;
