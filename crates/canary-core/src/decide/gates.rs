@@ -159,7 +159,9 @@ impl Deployment {
         } else {
             ActionKind::Promoted
         };
-        events.actions.push(self.action(kind, &p.by, &p.reason, now));
+        events
+            .actions
+            .push(self.action(kind, &p.by, &p.reason, now));
         if p.full {
             self.skip_gates = true;
             if self.weight < 100 {

@@ -24,7 +24,8 @@ mod reader;
 pub use error::{FieldError, ValidationErrors};
 pub use fields::{FIELDS, near_field};
 pub use gates::{
-    DEFAULT_GATE_TIMEOUT, GateAt, GateSpec, MAX_GATE_TIMEOUT, MAX_GATES, MIN_GATE_TIMEOUT, OnTimeout,
+    DEFAULT_GATE_TIMEOUT, GateAt, GateSpec, MAX_GATE_TIMEOUT, MAX_GATES, MIN_GATE_TIMEOUT,
+    OnTimeout,
 };
 pub use metrics::{
     LatencyRule, LatticeSpec, MetricsSpec, PRESETS, PROMQL_PLACEHOLDERS, PromQueries,
