@@ -11,21 +11,20 @@
 //! 4. the record alone: the start, the verdicts in their order, the end; the checks'
 //!    times are then spread evenly and the chart says so.
 //!
-//! Gates and operator actions (`gate`, `operator` in the record, written by `canary
-//! approve`/`promote`/`abort`) are read from the record's JSON, so that records without
-//! them read as "none".
+//! Gates and operator actions (the record's `gate` and `operator`: paused, approved,
+//! promoted, timed out, aborted) are marked on the timeline at their times.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use canary_core::execution::OutcomeStatus;
-use canary_core::{Verdict, VerdictStatus};
+use canary_core::spec::OnTimeout;
+use canary_core::{ActionKind, GateWait, OperatorAction, Verdict, VerdictStatus};
 use canary_store::{Abort, DeploymentStore, LockInfo, ObjectStore, Record, ServiceRef};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Serialize;
 
 use crate::error::CliError;
-use crate::format::{outcome_word, verdict_numbers};
+use crate::format::{outcome_word, utc, verdict_numbers};
 use crate::progress::Row;
 
 /// The whole page: groups of services (one per bucket, or one per demo scenario).
@@ -72,30 +71,96 @@ pub struct ServiceView {
 }
 
 /// A gate a deployment waits at (the record's `gate`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GateView {
-    /// `50%` or `promotion`.
+    /// `50%`, or `100%, before promotion`.
     pub label: String,
     pub weight: u8,
     /// Since when it waits (Unix seconds).
     pub since: i64,
     /// When the wait ends on its own (Unix seconds).
-    pub deadline: Option<i64>,
-    /// What the timeout does (`rollback`, `continue`).
-    pub on_timeout: Option<String>,
+    pub deadline: i64,
+    /// Whether the deadline rolls back (else the deployment goes on).
+    pub rolls_back: bool,
 }
 
-/// An operator's action on a deployment (the record's `operator`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+impl GateView {
+    /// The view of `g`.
+    pub fn of(g: &GateWait) -> Self {
+        Self {
+            label: if g.weight >= 100 {
+                "100%, before promotion".to_owned()
+            } else {
+                g.gate.clone()
+            },
+            weight: g.weight,
+            since: g.since,
+            deadline: g.deadline,
+            rolls_back: g.on_timeout == OnTimeout::Rollback,
+        }
+    }
+
+    /// `paused at 50%, waiting for approval since ..., rolls back at ...`.
+    pub fn sentence(&self) -> String {
+        format!(
+            "paused at {}, waiting for approval since {} UTC, {} at {} UTC",
+            self.label,
+            utc(self.since),
+            if self.rolls_back {
+                "rolls back"
+            } else {
+                "goes on"
+            },
+            utc(self.deadline)
+        )
+    }
+}
+
+/// An operator's or a gate's action on a deployment (the record's `operator`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatorView {
-    /// `approved`, `promoted`, `aborted`.
+    /// `paused`, `approved`, `promoted`, `promoted to 100%`, `timed out`, `aborted`.
     pub kind: String,
     pub by: String,
     pub reason: String,
     /// Unix seconds.
     pub at: i64,
+    /// The gate it concerns.
+    pub gate: Option<String>,
+    /// The canary's weight then.
+    pub weight: u8,
+}
+
+impl OperatorView {
+    /// The view of `a`.
+    pub fn of(a: &OperatorAction) -> Self {
+        let kind = match a.kind {
+            ActionKind::Paused => "paused",
+            ActionKind::Approved => "approved",
+            ActionKind::Promoted => "promoted",
+            ActionKind::PromotedFull => "promoted to 100%",
+            ActionKind::TimedOut => "timed out",
+            ActionKind::Aborted => "aborted",
+        };
+        Self {
+            kind: kind.to_owned(),
+            by: a.by.clone(),
+            reason: a.reason.clone(),
+            at: a.at,
+            gate: a.gate.clone(),
+            weight: a.weight,
+        }
+    }
+
+    /// `approved at the 50% gate by ana: looks good`.
+    pub fn sentence(&self) -> String {
+        let at = self
+            .gate
+            .as_ref()
+            .map(|g| format!(" at the {g} gate"))
+            .unwrap_or_default();
+        format!("{}{at} by {}: {}", self.kind, self.by, self.reason)
+    }
 }
 
 /// One deployment and its timeline.
@@ -227,7 +292,15 @@ pub struct Group {
     pub store: DeploymentStore,
     pub listing: Listing,
     pub timelines: Option<Arc<dyn TimelineSource>>,
-    samples: Mutex<HashMap<(String, u32), Vec<Row>>>,
+    samples: Mutex<HashMap<(String, u32), Samples>>,
+}
+
+/// What the dashboard saw of one deployment while polling.
+#[derive(Debug, Default)]
+struct Samples {
+    rows: Vec<Row>,
+    /// Whether the first rows (what the record said when first seen) are estimated.
+    estimated: bool,
 }
 
 impl Group {
@@ -308,7 +381,6 @@ impl Group {
 
     /// One deployment's view, with its timeline from the best source there is.
     pub async fn deployment(&self, svc: &ServiceRef, r: &Record, now: i64) -> DeploymentView {
-        let extras = RecordExtras::of(r);
         let mut view = DeploymentView {
             version: r.version,
             image: r.image.clone(),
@@ -326,12 +398,12 @@ impl Group {
             step: None,
             next_check: None,
             verdicts: r.verdicts.clone(),
-            gate: if r.outcome.is_none() {
-                extras.gate.clone()
-            } else {
-                None
-            },
-            operator: extras.operator.clone(),
+            gate: r
+                .gate
+                .as_ref()
+                .filter(|_| r.outcome.is_none())
+                .map(GateView::of),
+            operator: r.operator.iter().map(OperatorView::of).collect(),
             timeline: Vec::new(),
             exact_times: true,
             updated_at: r.updated_at,
@@ -346,8 +418,9 @@ impl Group {
                 t.rows
             }
             _ => {
-                let sampled = self.sample(svc, r, now);
+                let (sampled, estimated) = self.sample(svc, r, now);
                 if sampled.len() > 1 {
+                    view.exact_times = !estimated;
                     sampled
                 } else {
                     view.exact_times = r.verdicts.is_empty();
@@ -360,7 +433,7 @@ impl Group {
         {
             view.step = Some((last.step, last.steps));
         }
-        add_operator_rows(&mut rows, &extras, r);
+        add_operator_rows(&mut rows, &view);
         if rows.is_empty() {
             rows = record_rows(r);
         }
@@ -384,20 +457,25 @@ impl Group {
     }
 
     /// Notes what the record says now (a new weight, a new verdict, the end) and
-    /// returns every sample of that deployment.
-    fn sample(&self, svc: &ServiceRef, r: &Record, now: i64) -> Vec<Row> {
+    /// returns every sample of that deployment, and whether the first are estimated
+    /// (what the record said when the dashboard first saw it run).
+    fn sample(&self, svc: &ServiceRef, r: &Record, now: i64) -> (Vec<Row>, bool) {
         let Ok(mut samples) = self.samples.lock() else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
         let key = (svc.to_string(), r.version);
-        let rows = samples.entry(key).or_default();
-        if rows.is_empty() {
+        let entry = samples.entry(key).or_default();
+        if entry.rows.is_empty() {
             if r.outcome.is_some() {
                 // Ended before the dashboard saw it run: nothing was sampled.
-                return Vec::new();
+                return (Vec::new(), false);
             }
-            rows.push(start_row(r));
+            entry.rows = record_rows(r);
+            entry.estimated = !r.verdicts.is_empty();
+            return (entry.rows.clone(), entry.estimated);
         }
+        let estimated = entry.estimated;
+        let rows = &mut entry.rows;
         let last = rows.last().cloned();
         let verdict = r.verdicts.last().cloned();
         let new_verdict = verdict.is_some()
@@ -439,38 +517,7 @@ impl Group {
                 note,
             });
         }
-        rows.clone()
-    }
-}
-
-/// What a record may carry beside canary-store's fields: the gate it waits at and the
-/// operators' actions (read from its JSON, so that older records read as none).
-#[derive(Debug, Clone, Default)]
-pub struct RecordExtras {
-    pub gate: Option<GateView>,
-    pub operator: Vec<OperatorView>,
-}
-
-impl RecordExtras {
-    /// The extras of `r`.
-    pub fn of(r: &Record) -> Self {
-        let Ok(v) = serde_json::to_value(r) else {
-            return Self::default();
-        };
-        let gate = v
-            .get("gate")
-            .filter(|g| !g.is_null())
-            .and_then(|g| serde_json::from_value::<GateView>(g.clone()).ok());
-        let operator = v
-            .get("operator")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|a| serde_json::from_value::<OperatorView>(a.clone()).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self { gate, operator }
+        (rows.clone(), estimated)
     }
 }
 
@@ -539,29 +586,33 @@ pub fn record_rows(r: &Record) -> Vec<Row> {
     rows
 }
 
-/// Adds the gate's start and each operator action to `rows`, in time order.
-fn add_operator_rows(rows: &mut Vec<Row>, extras: &RecordExtras, r: &Record) {
-    let weight_at = |rows: &[Row], at: i64| {
-        rows.iter()
-            .take_while(|row| row.at_millis <= at * 1000)
-            .last()
-            .map_or(r.weight, |row| row.weight)
-    };
-    let mut added = Vec::new();
-    if let Some(g) = extras.gate.as_ref().filter(|_| r.outcome.is_none()) {
-        let mut note = format!("paused at {}, waiting for approval", g.label);
-        if let Some(d) = g.deadline {
-            let then = g.on_timeout.as_deref().unwrap_or("rollback");
-            note.push_str(&format!(
-                "; at {} UTC it will {}",
-                crate::format::utc(d),
-                if then.contains("roll") {
-                    "roll back"
-                } else {
-                    "go on"
-                }
-            ));
-        }
+/// Adds the waiting gate and each operator action to `rows`, in time order (a gate's
+/// pause is one of the actions; a gate still waiting without one is added too).
+fn add_operator_rows(rows: &mut Vec<Row>, view: &DeploymentView) {
+    let mut added: Vec<Row> = view
+        .operator
+        .iter()
+        .map(|a| Row {
+            at_millis: a.at * 1000,
+            state: if a.kind == "paused" {
+                "Gate".into()
+            } else {
+                "Operator".into()
+            },
+            weight: a.weight,
+            step: 0,
+            steps: 0,
+            verdict: None,
+            bad: a.kind == "aborted" || (a.kind == "timed out" && view.outcome.is_some()),
+            note: a.sentence(),
+        })
+        .collect();
+    if let Some(g) = &view.gate
+        && !view
+            .operator
+            .iter()
+            .any(|a| a.kind == "paused" && a.at == g.since)
+    {
         added.push(Row {
             at_millis: g.since * 1000,
             state: "Gate".into(),
@@ -570,19 +621,7 @@ fn add_operator_rows(rows: &mut Vec<Row>, extras: &RecordExtras, r: &Record) {
             steps: 0,
             verdict: None,
             bad: false,
-            note,
-        });
-    }
-    for a in &extras.operator {
-        added.push(Row {
-            at_millis: a.at * 1000,
-            state: "Operator".into(),
-            weight: weight_at(rows, a.at),
-            step: 0,
-            steps: 0,
-            verdict: None,
-            bad: a.kind == "aborted",
-            note: format!("{} by {}: {}", a.kind, a.by, a.reason),
+            note: g.sentence(),
         });
     }
     if added.is_empty() {

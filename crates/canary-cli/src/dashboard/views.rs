@@ -165,23 +165,7 @@ fn service(out: &mut String, group: usize, s: &ServiceView, board: &Board) {
                 None => fact(out, "last verdict", "no health check yet", ""),
             }
             match &d.gate {
-                Some(gate) => {
-                    let mut text = format!(
-                        "paused at {}, waiting for approval since {} UTC",
-                        esc(&gate.label),
-                        utc(gate.since)
-                    );
-                    if let Some(deadline) = gate.deadline {
-                        let then = gate.on_timeout.as_deref().unwrap_or("rollback");
-                        let word = if then.contains("roll") {
-                            "rolls back"
-                        } else {
-                            "goes on"
-                        };
-                        let _ = write!(text, ", {word} at {} UTC", utc(deadline));
-                    }
-                    fact(out, "gate", &text, "gate");
-                }
+                Some(gate) => fact(out, "gate", &esc(&gate.sentence()), "gate"),
                 None => fact(out, "gate", "none waiting", ""),
             }
         }
@@ -389,11 +373,6 @@ pub fn timeline_svg(d: &DeploymentView, now: i64) -> String {
     let mut t1 = rows.iter().map(|r| r.at_millis).max().unwrap_or(t0);
     if d.running() {
         t1 = t1.max(now * 1000);
-        if let Some(g) = &d.gate
-            && let Some(deadline) = g.deadline
-        {
-            t1 = t1.max(deadline * 1000);
-        }
     }
     if t1 <= t0 {
         t1 = t0 + 1000;
@@ -428,16 +407,12 @@ pub fn timeline_svg(d: &DeploymentView, now: i64) -> String {
     // The gate's wait.
     if let Some(g) = &d.gate {
         let gx = x(g.since * 1000);
-        let end = g.deadline.map_or(t1, |t| (t * 1000).min(t1));
+        let end = (g.deadline * 1000).min(t1);
         let _ = write!(
             out,
             "<rect class=\"gate\" x=\"{gx:.1}\" y=\"{TOP}\" width=\"{gw:.1}\" height=\"{WEIGHT_H}\"><title>{t}</title></rect>",
             gw = (x(end) - gx).max(2.0),
-            t = esc(&format!(
-                "paused at {}, waiting for approval since {} UTC",
-                g.label,
-                utc(g.since)
-            )),
+            t = esc(&g.sentence()),
         );
     }
     // The weight as a step line.
