@@ -26,7 +26,9 @@ use canary_core::execution::{ActionKind, OperatorAction};
 use canary_core::timing::{
     CHECK_INLINE_BUDGET_SECONDS, CHECK_INLINE_MAX_WAIT_SECONDS, seconds_setting,
 };
-use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task, pause};
+use canary_core::VerdictStatus;
+use canary_core::notify::Decision;
+use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task, notify, pause};
 use serde_json::Value;
 
 /// The environment variable with the longest wait made inside one invocation, seconds.
@@ -69,6 +71,7 @@ pub async fn run_with(
     loop {
         let now = services.clock.now_secs();
         let actions = check_once(services, &mut task, now).await?;
+        notify_check(services, &task, &actions).await;
         task.deployment.actions.extend(actions);
         if task.deployment.next == Next::Shift {
             let cluster = task.cluster(services).await?;
@@ -79,6 +82,40 @@ pub async fn run_with(
             Some(wait) => pause(services.clock.as_ref(), wait.saturating_mul(1000)).await,
             None => return Ok(task),
         }
+    }
+}
+
+/// The notifications of one check: an unhealthy or holding verdict with its numbers,
+/// and what happened at a gate (paused, approved, promoted by hand). A rollback, an
+/// abort and a gate's timeout are told by the rollback that follows.
+async fn notify_check(services: &Services, task: &Task, actions: &[OperatorAction]) {
+    for a in actions {
+        let decision = match a.kind {
+            ActionKind::Paused => match &task.deployment.gate {
+                Some(g) => Decision::Paused {
+                    gate: g.gate.clone(),
+                    deadline: g.deadline,
+                },
+                None => continue,
+            },
+            ActionKind::Approved => Decision::Approved {
+                gate: a.gate.clone().unwrap_or_default(),
+                by: a.by.clone(),
+                reason: a.reason.clone(),
+            },
+            ActionKind::Promoted | ActionKind::PromotedFull => Decision::PromotedByHand {
+                by: a.by.clone(),
+                reason: a.reason.clone(),
+                full: a.kind == ActionKind::PromotedFull,
+            },
+            ActionKind::TimedOut | ActionKind::Aborted => continue,
+        };
+        notify(services, task, decision).await;
+    }
+    match task.deployment.verdict.as_ref().map(|v| v.status) {
+        Some(VerdictStatus::Unhealthy) => notify(services, task, Decision::Unhealthy).await,
+        Some(VerdictStatus::Hold) => notify(services, task, Decision::Hold).await,
+        _ => {}
     }
 }
 
