@@ -74,6 +74,7 @@ pub(super) async fn execute(
         waiting: interrupt.waiting.clone(),
     };
     let renewer = renew_lease(services, svc, &execution_id(name), &printer);
+    let keys = super::keys::listen(services, svc, &interrupt.by, &printer);
     let finished = {
         let execution =
             executor.run_named(name, doc, &invoker, services.clock.as_ref(), &mut observer);
@@ -87,6 +88,9 @@ pub(super) async fn execute(
         renewer.abort();
     }
     signals.abort();
+    if let Some(keys) = keys {
+        keys.abort();
+    }
     observer.display.finish();
     ended
 }

@@ -17,11 +17,17 @@
 //! definition retries it. So traffic is never left split and the lock is released,
 //! whatever the phase. Later Ctrl-Cs only say that the rollback is being finished.
 //!
+//! On a terminal, a typed line acts on the deployment as the commands do ([`keys`]):
+//! `approve [reason]` passes the gate it waits at, `promote [--full] [reason]` skips the
+//! rest of the step (or every step).
+//!
 //! The steps, one file each: [`setup`] connects to the cluster, the record store and
 //! the metrics; [`execute`] runs the state machine with its progress shown and handles
-//! Ctrl-C; [`summary`] says how it ended.
+//! Ctrl-C (and, [`keys`], the lines typed on the terminal); [`summary`] says how it
+//! ended.
 
 mod execute;
+mod keys;
 mod setup;
 mod summary;
 
