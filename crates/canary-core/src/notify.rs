@@ -116,7 +116,7 @@ impl Decision {
     ];
 
     /// One sentence: what was decided and why.
-    pub fn reason(&self, service: &str, d: &Deployment) -> String {
+    pub fn reason(&self, service: &str, d: &Progress<'_>) -> String {
         let canary = format!("{service} v{}", d.canary_version);
         let verdict_reason = || {
             d.verdict
@@ -128,7 +128,7 @@ impl Decision {
             Self::Started => match d.stable_version {
                 Some(stable) => format!(
                     "deploying {canary} beside v{stable}, weights {}",
-                    weights(&d.schedule)
+                    weights(d.schedule)
                 ),
                 None => format!("first deployment of {canary}: straight to 100%"),
             },
@@ -155,9 +155,8 @@ impl Decision {
                 }
             ),
             Self::Promoted => d
-                .outcome
-                .as_ref()
-                .map(|o| o.reason.clone())
+                .outcome_reason
+                .map(str::to_owned)
                 .unwrap_or_else(|| format!("{canary} promoted")),
             Self::RolledBack { reason, weight } => {
                 format!("{canary} rolled back at {weight}%: {reason}")
@@ -169,7 +168,7 @@ impl Decision {
 
     /// The weight the notification reports: the one the decision names, else the
     /// deployment's.
-    fn weight(&self, d: &Deployment) -> u8 {
+    fn weight(&self, d: &Progress<'_>) -> u8 {
         match self {
             Self::Shifted { to, .. } => *to,
             Self::RolledBack { weight, .. } => *weight,
@@ -230,6 +229,10 @@ impl Notification {
 /// Within one execution the id is injective over (kind, gate, step, checks, weight);
 /// across executions the 64-bit hash of the execution makes a clash negligible.
 pub fn notification_id(d: &Deployment, decision: &Decision) -> String {
+    progress_id(&Progress::of(d), decision)
+}
+
+fn progress_id(d: &Progress<'_>, decision: &Decision) -> String {
     let mut id = format!(
         "{:016x}-{}-s{}-c{}-w{}",
         fnv1a64(d.execution.as_bytes()),
@@ -255,10 +258,76 @@ pub fn notification(
     region: &str,
     now: i64,
 ) -> Notification {
-    let id = notification_id(d, decision);
+    notification_of_progress(
+        service,
+        namespace,
+        cluster,
+        &Progress::of(d),
+        decision,
+        region,
+        now,
+    )
+}
+
+/// What a notification says of a deployment: its execution, versions and progress
+/// counters. [`Progress::of`] takes them from the execution document; a recovery, which
+/// has only the records, fills them in itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress<'a> {
+    /// The execution that owns (or owned) the deployment.
+    pub execution: &'a str,
+    /// The version deployed.
+    pub canary_version: u32,
+    /// The version before it, if any.
+    pub stable_version: Option<u32>,
+    /// The weights of the schedule.
+    pub schedule: &'a [u8],
+    /// Steps applied.
+    pub step: usize,
+    /// Checks run.
+    pub checks: u32,
+    /// The canary's weight.
+    pub weight: u8,
+    /// The highest weight it reached.
+    pub max_weight: u8,
+    /// The last verdict.
+    pub verdict: Option<&'a Verdict>,
+    /// Why it ended, when it has.
+    pub outcome_reason: Option<&'a str>,
+}
+
+impl<'a> Progress<'a> {
+    /// The progress of the deployment in an execution document.
+    pub fn of(d: &'a Deployment) -> Self {
+        Self {
+            execution: &d.execution,
+            canary_version: d.canary_version,
+            stable_version: d.stable_version,
+            schedule: &d.schedule,
+            step: d.step,
+            checks: d.checks,
+            weight: d.weight,
+            max_weight: d.max_weight,
+            verdict: d.verdict.as_ref(),
+            outcome_reason: d.outcome.as_ref().map(|o| o.reason.as_str()),
+        }
+    }
+}
+
+/// [`notification`] of a deployment known by its [`Progress`] (a recovery's).
+pub fn notification_of_progress(
+    service: &str,
+    namespace: &str,
+    cluster: &str,
+    d: &Progress<'_>,
+    decision: &Decision,
+    region: &str,
+    now: i64,
+) -> Notification {
+    let id = progress_id(d, decision);
     let reason = decision.reason(service, d);
     let weight = decision.weight(d);
-    let console = console_link(&d.execution, region);
+    let console = console_link(d.execution, region);
 
     let mut detail = Map::new();
     detail.insert("id".into(), json!(id));
@@ -351,7 +420,7 @@ fn chatbot_message(
     service: &str,
     namespace: &str,
     cluster: &str,
-    d: &Deployment,
+    d: &Progress<'_>,
     decision: &Decision,
     id: &str,
     reason: &str,
@@ -413,7 +482,7 @@ fn chatbot_message(
             "threadId": thread,
             "summary": format!("{}: {service} v{}", decision.detail_type(), d.canary_version),
             "eventType": decision.detail_type(),
-            "relatedResources": [d.execution.clone()],
+            "relatedResources": [d.execution],
             "additionalContext": {
                 "service": service,
                 "namespace": namespace,

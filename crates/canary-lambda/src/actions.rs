@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use canary_core::execution::OutcomeStatus;
+use canary_core::notify::Decision;
 use canary_core::provider::Target;
 use canary_core::render::{self, RenderParams};
 use canary_core::{DeploySpec, Deployment, ErrorName, Rendered};
@@ -139,7 +140,8 @@ impl Task {
 
     /// Ends the deployment: writes the record and the service's state with `status` and
     /// `reason` (which releases the lock), and returns the task with the outcome,
-    /// `next = done` and the weight the canary is left with.
+    /// `next = done` and the weight the canary is left with. Notifies "Canary Promoted"
+    /// or "Canary Rolled Back" (with the weight the canary was at).
     pub async fn finish(
         mut self,
         services: &Services,
@@ -164,7 +166,13 @@ impl Task {
             OutcomeStatus::RolledBack => services.store.finish_rolled_back(&svc, &finish).await?,
         };
         tracing::info!(?status, %reason, "deployment finished");
-        self.deployment.finished(status, reason);
+        let at = self.deployment.weight;
+        self.deployment.finished(status, reason.clone());
+        let decision = match status {
+            OutcomeStatus::Promoted => Decision::Promoted,
+            OutcomeStatus::RolledBack => Decision::RolledBack { reason, weight: at },
+        };
+        crate::notify(services, &self, decision).await;
         Ok(self)
     }
 }

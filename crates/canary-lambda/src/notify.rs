@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use canary_core::notify::{Decision, Notification, notification};
+use canary_core::notify::{
+    Decision, Notification, Progress, notification, notification_of_progress,
+};
 use canary_store::{DeploymentStore, ServiceRef};
 
 use crate::{Services, Task};
@@ -256,6 +258,35 @@ pub async fn notify(services: &Services, task: &Task, decision: Decision) {
         &services.store,
         &task.service_ref(),
         task.deployment.canary_version,
+        &n,
+        NOTIFY_TIMEOUT,
+        services.clock.now_secs(),
+    )
+    .await;
+}
+
+/// [`notify`] for a deployment known from the records only (a recovery): `progress`
+/// says what the notification reports of it.
+pub async fn notify_progress(
+    services: &Services,
+    svc: &ServiceRef,
+    progress: &Progress<'_>,
+    decision: Decision,
+) {
+    let n = notification_of_progress(
+        &svc.service,
+        &svc.namespace,
+        &svc.cluster,
+        progress,
+        &decision,
+        services.notifier.region(),
+        services.clock.now_secs(),
+    );
+    send_bounded(
+        services.notifier.as_ref(),
+        &services.store,
+        svc,
+        progress.canary_version,
         &n,
         NOTIFY_TIMEOUT,
         services.clock.now_secs(),

@@ -5,7 +5,8 @@
 //! route and its kinds): all traffic back on the recorded stable version and the
 //! orphan's objects removed (a stopped first deployment removed entirely), the orphan's
 //! record ended "recovered from <execution>: stopped at 40%", `state.json` cleared, and
-//! the lock released. What to do is `canary_core::decide::recovery`.
+//! the lock released, and "Canary Recovered" notified. What to do is
+//! `canary_core::decide::recovery`.
 //!
 //! Who calls it: the rollback function (the state machine's `RecoverService` state after
 //! render-template found an ended holder, and the shared stack's EventBridge rule when an
@@ -21,6 +22,7 @@ use canary_core::ErrorName;
 use canary_core::decide::recovery::{HolderState, RecoveryFacts, RecoveryPlan, recovered_reason};
 use canary_core::execution::{OutcomeStatus, RouteRef};
 use canary_core::labels::versioned_name;
+use canary_core::notify::{Decision, Progress};
 use canary_core::provider::{Target, TrafficProvider};
 use canary_core::spec::DEFAULT_ROUTE_CONFIRM_TIMEOUT;
 use canary_kube::{Cluster, router_for};
@@ -275,6 +277,22 @@ async fn restore_under_lock(
         reason: reason.clone(),
     });
     tracing::warn!(service = %svc, orphan = %orphan.execution, version = orphan.version, reason = %outcome.reason, "recovered");
+    let progress = Progress {
+        execution: &orphan.execution,
+        canary_version: orphan.version,
+        stable_version: state.stable_version,
+        schedule: &[],
+        step: 0,
+        checks: 0,
+        weight,
+        max_weight: weight,
+        verdict: None,
+        outcome_reason: Some(&outcome.reason),
+    };
+    let decision = Decision::Recovered {
+        reason: outcome.reason.clone(),
+    };
+    crate::notify::notify_progress(services, svc, &progress, decision).await;
     Ok(Recovery::Recovered {
         execution: orphan.execution,
         version: orphan.version,

@@ -4,12 +4,15 @@
 //! invocation). One route write per shift, whoever makes it; and [`pause`], the wait a
 //! task makes inside its invocation (readiness polls, the checks of a step).
 //!
+//! Every shift notifies "Canary Shifted" (from and to), after the record notes it.
+//!
 //! Retries: a task retried after a timeout gets the document it had before, so it
 //! shifts to the same `schedule[step]` again; the router compares the route's current
 //! weights with that target and writes nothing when they already agree, so a shift is
 //! never applied twice and never goes back.
 
 use canary_core::clock::Clock;
+use canary_core::notify::Decision;
 use canary_kube::Cluster;
 use serde_json::Value;
 
@@ -26,6 +29,7 @@ impl Task {
         services: &Services,
         cluster: Cluster,
     ) -> Result<(), HandlerError> {
+        let from = self.deployment.weight;
         let Some(weight) = self.deployment.next_weight() else {
             return Err(HandlerError::internal(format!(
                 "a shift was asked for after the last step of {:?}",
@@ -67,6 +71,8 @@ impl Task {
                 now,
             )
             .await?;
+        let to = self.deployment.weight;
+        crate::notify(services, self, Decision::Shifted { from, to }).await;
         Ok(())
     }
 }

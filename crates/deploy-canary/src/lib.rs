@@ -10,6 +10,10 @@
 //! `canary_core::decide::readiness`). A Deployment still progressing when the watch is
 //! over is left to the state machine's Wait loop, which calls this function again.
 //!
+//! It notifies "Canary Ready" when the new version is ready and "Canary Not Ready" with
+//! the pods' reasons when it cannot become ready (then the first shift notifies "Canary
+//! Shifted").
+//!
 //! Which of the two it does is read from `deployment.next`: `apply` (set by
 //! render-template) applies, then watches; `wait_ready` only watches.
 //!
@@ -19,9 +23,10 @@
 
 use canary_core::decide::{ReadyProbe, ReadyWatch};
 use canary_core::execution::Next;
+use canary_core::notify::Decision;
 use canary_core::timing::{READY_WATCH_SECONDS, seconds_setting};
 use canary_kube::{Cluster, Readiness};
-use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task, pause};
+use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task, notify, pause};
 use serde_json::Value;
 
 /// The environment variable with the longest watch of one invocation, in seconds.
@@ -132,11 +137,22 @@ async fn watch_readiness(
         } else {
             tracing::info!(deployment = %name, readings, ready = readiness.is_ready(), "readiness");
         }
-        task.deployment.after_readiness(
+        let decided = task.deployment.after_readiness(
             &task.spec,
             probe_of(readiness),
             now_millis.div_euclid(1000),
-        )?;
+        );
+        match &decided {
+            Err(e) => {
+                let reasons = e.to_string();
+                notify(services, task, Decision::NotReady { reasons }).await;
+            }
+            Ok(()) if task.deployment.next == Next::Shift => {
+                notify(services, task, Decision::Ready).await;
+            }
+            Ok(()) => {}
+        }
+        decided?;
         return Ok(());
     }
 }

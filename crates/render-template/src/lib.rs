@@ -21,6 +21,9 @@
 //! refused with `InvalidInput` before any lock is taken: a pipeline deploys only its
 //! own service. A name without an owner prefix is accepted ([`owner`] says why).
 //!
+//! A deployment that begins sends the notification "Canary Started" (a retry sends the
+//! same id again).
+//!
 //! After the lock is taken, a failure ends the new deployment's record ("render
 //! failed: ...") and releases the lock, so nothing is left held or unexplained.
 
@@ -28,10 +31,13 @@ pub mod owner;
 
 use canary_core::decide::HolderState;
 use canary_core::execution::{RouteRef, Start};
+use canary_core::notify::Decision;
 use canary_core::render::{self, RenderParams};
 use canary_core::{DeploySpec, Deployment, ErrorName};
 use canary_lambda::holders::holder_state;
-use canary_lambda::{HandlerError, HandlerResult, RenderInput, Services, Task, handle_render};
+use canary_lambda::{
+    HandlerError, HandlerResult, RenderInput, Services, Task, handle_render, notify,
+};
 use canary_store::{Finish, ServiceRef, StoreError, TakeLock};
 use serde_json::Value;
 
@@ -84,7 +90,11 @@ pub async fn run(services: &Services, input: RenderInput) -> Result<Task, Handle
         ));
     }
     match prepare(services, &spec, &svc, &execution, &lock.token, route, now).await {
-        Ok(deployment) => Ok(Task::started(spec, raw, deployment)),
+        Ok(deployment) => {
+            let task = Task::started(spec, raw, deployment);
+            notify(services, &task, Decision::Started).await;
+            Ok(task)
+        }
         Err(e) => {
             // Nothing was applied: end the record (when `begin` wrote one) with the
             // reason, which releases the lock; else just give the service back.

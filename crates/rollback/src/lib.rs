@@ -29,7 +29,8 @@ use canary_core::decide::rollback::{
     RollbackPlan, completed_promotion_reason, nothing_applied_reason, rolled_back_reason,
 };
 use canary_core::execution::OutcomeStatus;
-use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task};
+use canary_core::notify::Decision;
+use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task, notify};
 use serde_json::Value;
 
 /// Runs the task on its JSON input: a rollback (the execution document), or a recovery
@@ -41,8 +42,26 @@ pub async fn handle(services: &Services, input: Value) -> HandlerResult {
     handle_task(input, |task| run(services, task)).await
 }
 
-/// Runs the task.
+/// Runs the task. A rollback that fails with an error a retry cannot cure (not a
+/// transient one, and not another execution owning the service) notifies "Canary
+/// Failed"; the state machine's retries of it send the same id again.
 pub async fn run(services: &Services, task: Task) -> Result<Task, HandlerError> {
+    let before = task.clone();
+    let result = roll_back(services, task).await;
+    if let Err(e) = &result
+        && !e.error_type.is_transient()
+        && !e.error_type.is_hands_off()
+    {
+        let decision = Decision::Failed {
+            error: e.error_type.as_str().to_owned(),
+            cause: e.message.clone(),
+        };
+        notify(services, &before, decision).await;
+    }
+    result
+}
+
+async fn roll_back(services: &Services, task: Task) -> Result<Task, HandlerError> {
     // Nothing of the deployment reached the cluster (its namespace does not exist): end
     // it (record, lock released) without a request to the cluster.
     let service = &task.spec.microservice_name;
