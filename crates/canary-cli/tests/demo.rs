@@ -82,3 +82,78 @@ async fn a_canary_that_never_becomes_ready_is_rolled_back_with_the_pods_reason()
     assert!(r.reason.contains("ImagePullBackOff"), "{}", r.reason);
     println!("{}{}", demo::timeline_text(&r), demo::summary_text(&r));
 }
+
+/// The detail-types a scenario's deployment sent, in order.
+fn sent(r: &demo::ScenarioResult) -> Vec<&str> {
+    r.notifications
+        .iter()
+        .map(|n| n.detail_type.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_scenario_notifies_every_decision_in_order_each_with_its_own_id() {
+    let shifted = |n: usize| std::iter::repeat_n("Canary Shifted", n);
+    let first = assert_scenario(Scenario::FirstDeployment).await;
+    assert_eq!(
+        sent(&first),
+        [
+            "Canary Started",
+            "Canary Ready",
+            "Canary Shifted",
+            "Canary Promoted"
+        ]
+    );
+    let healthy = assert_scenario(Scenario::HealthyCanary).await;
+    let mut want = vec!["Canary Started", "Canary Ready"];
+    want.extend(shifted(10));
+    want.push("Canary Promoted");
+    assert_eq!(sent(&healthy), want);
+    let weights: Vec<Option<u64>> = healthy.notifications[2..12]
+        .iter()
+        .map(|n| n.weight)
+        .collect();
+    assert_eq!(weights, (1..=10).map(|w| Some(w * 10)).collect::<Vec<_>>());
+    let faulty = assert_scenario(Scenario::FaultyCanary).await;
+    assert_eq!(
+        sent(&faulty),
+        [
+            "Canary Started",
+            "Canary Ready",
+            "Canary Shifted",
+            "Canary Unhealthy",
+            "Canary Rolled Back"
+        ]
+    );
+    // The unhealthy verdict carries its numbers; the rollback names its weight.
+    let unhealthy = &faulty.notifications[3].detail;
+    assert!(
+        unhealthy["verdict"]["errors"].as_f64().unwrap() > 0.0,
+        "{unhealthy}"
+    );
+    assert_eq!(faulty.notifications[4].weight, Some(10));
+    let not_ready = assert_scenario(Scenario::CanaryNotReady).await;
+    assert_eq!(
+        sent(&not_ready),
+        ["Canary Started", "Canary Not Ready", "Canary Rolled Back"]
+    );
+    assert!(
+        not_ready.notifications[1]
+            .reason
+            .contains("ImagePullBackOff"),
+        "{:?}",
+        not_ready.notifications[1]
+    );
+    for r in [&first, &healthy, &faulty, &not_ready] {
+        let mut ids: Vec<&str> = r.notifications.iter().map(|n| n.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), r.notifications.len(), "{}", r.scenario);
+        for n in &r.notifications {
+            assert_eq!(n.detail["service"], "yelb-appserver");
+            assert_eq!(n.detail["namespace"], "yelb");
+            assert_eq!(n.detail["cluster"], "blogpost");
+            assert_eq!(n.detail["id"], n.id.as_str());
+        }
+    }
+}

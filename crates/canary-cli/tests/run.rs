@@ -389,6 +389,9 @@ fn the_demo_binary_exits_0_and_prints_every_scenarios_timeline_and_the_table() {
         "-> v2 at 100% (step 10/10)",
         "UNHEALTHY",
         "ImagePullBackOff",
+        "notifications (13):",
+        "Canary Unhealthy",
+        "Canary Rolled Back",
         "Every scenario ended as expected",
     ] {
         assert!(stdout.contains(needle), "no `{needle}` in\n{stdout}");
@@ -415,6 +418,26 @@ fn the_demo_runs_one_scenario_as_json() {
         text.contains("Rollback") && text.contains("UNHEALTHY"),
         "{text}"
     );
+    // And the notifications it sent, each with its detail.
+    let sent: Vec<&str> = scenarios[0]["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["detail_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            "Canary Started",
+            "Canary Ready",
+            "Canary Shifted",
+            "Canary Unhealthy",
+            "Canary Rolled Back"
+        ]
+    );
+    let last = &scenarios[0]["notifications"][4];
+    assert_eq!(last["weight"], 10);
+    assert_eq!(last["detail"]["service"], "yelb-appserver");
 }
 
 #[test]

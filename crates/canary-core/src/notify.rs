@@ -133,7 +133,8 @@ impl Decision {
                 None => format!("first deployment of {canary}: straight to 100%"),
             },
             Self::Ready => format!("{canary} is ready"),
-            Self::NotReady { reasons } => format!("{canary} did not become ready: {reasons}"),
+            // The pods' reasons name the Deployment already.
+            Self::NotReady { reasons } => reasons.clone(),
             Self::Shifted { from, to } => format!("{canary}: {from}% -> {to}% of traffic"),
             Self::Unhealthy => format!("{canary} unhealthy at {}%: {}", d.weight, verdict_reason()),
             Self::Hold => format!("{canary} holds at {}%: {}", d.weight, verdict_reason()),
@@ -158,9 +159,8 @@ impl Decision {
                 .outcome_reason
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("{canary} promoted")),
-            Self::RolledBack { reason, weight } => {
-                format!("{canary} rolled back at {weight}%: {reason}")
-            }
+            // The rollback's reason names the versions and the weight already.
+            Self::RolledBack { reason, .. } => reason.clone(),
             Self::Recovered { reason } => reason.clone(),
             Self::Failed { error, cause } => format!("{canary} failed: {error}: {cause}"),
         }
@@ -874,7 +874,7 @@ mod tests {
             0,
         );
         assert_eq!(n.weight(), Some(50));
-        assert_eq!(n.reason(), "svc v4 rolled back at 50%: 12 errors");
+        assert_eq!(n.reason(), "12 errors");
         let n = notification(
             "svc",
             "ns",

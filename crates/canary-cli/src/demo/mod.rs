@@ -15,8 +15,10 @@ use std::process::ExitCode;
 
 use crate::faults;
 pub use crate::format::outcome_word;
-pub use output::{summary_text, table_text, timeline_text};
-pub use scenarios::{Expectation, Scenario, ScenarioResult, run_scenario, run_scenario_in};
+pub use output::{notifications_text, summary_text, table_text, timeline_text};
+pub use scenarios::{
+    Expectation, Scenario, ScenarioResult, SentNotification, run_scenario, run_scenario_in,
+};
 
 /// `canary demo`'s arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -70,6 +72,7 @@ pub async fn command(args: &DemoArgs) -> ExitCode {
         if !args.json {
             print!("{}", output::heading_text(i + 1, *scenario));
             print!("{}", timeline_text(&r));
+            print!("{}", output::notifications_text(&r));
             println!("{}", summary_text(&r));
         }
         results.push(r);

@@ -96,6 +96,19 @@ pub fn timeline_text(result: &ScenarioResult) -> String {
     out
 }
 
+/// The notifications a scenario sent, one line each: detail-type, weight, reason.
+pub fn notifications_text(result: &ScenarioResult) -> String {
+    let mut out = format!("    notifications ({}):\n", result.notifications.len());
+    for n in &result.notifications {
+        let weight = n.weight.map_or_else(|| "-".to_owned(), |w| format!("{w}%"));
+        out.push_str(&format!(
+            "      {:<24} {weight:>4}  {}\n",
+            n.detail_type, n.reason
+        ));
+    }
+    out
+}
+
 /// The paragraph under a scenario's timeline.
 pub fn summary_text(r: &ScenarioResult) -> String {
     let verdict = if r.passed {

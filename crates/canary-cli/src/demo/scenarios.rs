@@ -186,10 +186,55 @@ pub struct ScenarioResult {
     pub route_writes: usize,
     /// The final-state checks.
     pub cluster_checks: Vec<Check>,
+    /// The notifications the scenario's deployment sent, in order.
+    pub notifications: Vec<SentNotification>,
     /// Whether the scenario ended as expected and every check holds.
     pub passed: bool,
     /// Real milliseconds the scenario took, setup included.
     pub real_millis: u128,
+}
+
+/// A notification a scenario sent, as the demo shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SentNotification {
+    /// Its stable id.
+    pub id: String,
+    /// The EventBridge `detail-type`.
+    pub detail_type: String,
+    /// The canary's weight it reports.
+    pub weight: Option<u64>,
+    /// Its reason.
+    pub reason: String,
+    /// The whole EventBridge `detail`.
+    pub detail: serde_json::Value,
+}
+
+impl SentNotification {
+    fn of(n: &canary_core::notify::Notification) -> Self {
+        Self {
+            id: n.id.clone(),
+            detail_type: n.detail_type.clone(),
+            weight: n.weight(),
+            reason: n.reason().to_owned(),
+            detail: n.detail.clone(),
+        }
+    }
+}
+
+/// Whether the notifications tell the deployment's story: "Canary Started" first,
+/// its end last, and no id twice.
+fn notifications_tell(sent: &[SentNotification], outcome: OutcomeStatus) -> bool {
+    let types: Vec<&str> = sent.iter().map(|n| n.detail_type.as_str()).collect();
+    let last = match outcome {
+        OutcomeStatus::Promoted => "Canary Promoted",
+        OutcomeStatus::RolledBack => "Canary Rolled Back",
+    };
+    let mut ids: Vec<&str> = sent.iter().map(|n| n.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    types.first() == Some(&"Canary Started")
+        && types.last() == Some(&last)
+        && ids.len() == sent.len()
 }
 
 /// Runs `scenario` in a fresh [`DemoEnv`] and checks how it ended.
@@ -227,6 +272,7 @@ fn failed_to_start(scenario: Scenario, why: &str) -> ScenarioResult {
         api_writes: 0,
         route_writes: 0,
         cluster_checks: Vec::new(),
+        notifications: Vec::new(),
         passed: false,
         real_millis: 0,
     }
@@ -287,6 +333,8 @@ pub async fn run_scenario_in(env: &DemoEnv, scenario: Scenario) -> ScenarioResul
         r.outcome = "setup failed".into();
         return r;
     }
+    // The setup's notifications are not the scenario's.
+    env.notifications.take();
     let new_image = image(expect.version);
     match scenario {
         Scenario::FaultyCanary => env.sim.set_error_rate(&new_image, FAULTY_ERROR_RATE),
@@ -313,6 +361,12 @@ pub async fn run_scenario_in(env: &DemoEnv, scenario: Scenario) -> ScenarioResul
         env.deploy(&new_image, &invoker, &mut tracker).await
     };
     let counted = Counters::of(env).since(before);
+    let notifications: Vec<SentNotification> = env
+        .notifications
+        .take()
+        .iter()
+        .map(SentNotification::of)
+        .collect();
 
     let start = tracker.started_millis().unwrap_or(START_MILLIS);
     let rows = tracker.rows().to_vec();
@@ -339,7 +393,8 @@ pub async fn run_scenario_in(env: &DemoEnv, scenario: Scenario) -> ScenarioResul
     let passed = outcome == outcome_word(expect.outcome)
         && approvals == 1
         && reason.contains(expect.reason_contains)
-        && cluster_checks.iter().all(|c| c.ok);
+        && cluster_checks.iter().all(|c| c.ok)
+        && notifications_tell(&notifications, expect.outcome);
     ScenarioResult {
         scenario: scenario.name().into(),
         title: scenario.title(),
@@ -359,6 +414,7 @@ pub async fn run_scenario_in(env: &DemoEnv, scenario: Scenario) -> ScenarioResul
         api_writes: counted.writes,
         route_writes: counted.route_writes,
         cluster_checks,
+        notifications,
         passed,
         real_millis: started.elapsed().as_millis(),
     }

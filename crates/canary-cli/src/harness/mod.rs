@@ -25,7 +25,7 @@ use canary_core::decide::recovery::ExecutionState;
 
 use canary_core::clock::{Clock, ManualClock};
 use canary_kube::{Cluster, RequestPolicy};
-use canary_lambda::{ExecutionLookup, FixedCluster, Holders, Services};
+use canary_lambda::{ExecutionLookup, FixedCluster, Holders, RecordedNotifier, Services};
 use canary_sfn::{Executor, Observer, TaskInvoker};
 use canary_sim::{SimCluster, SimConfig, SimServer, kubeconfig_yaml};
 use canary_store::{DeploymentStore, ServiceRef};
@@ -77,6 +77,8 @@ pub struct DemoEnv {
     pub kubeconfig: String,
     /// Which of this environment's executions run (what Step Functions would say).
     pub running: LocalExecutions,
+    /// Every notification the handlers sent, in order (the services' notifier).
+    pub notifications: RecordedNotifier,
     server: SimServer,
     executions: AtomicU32,
 }
@@ -167,13 +169,14 @@ impl DemoEnv {
         let cluster = Cluster::from_kubeconfig_yaml(&kubeconfig, None, policy).await?;
         sim.set_traffic(NAMESPACE, SERVICE, REQUESTS_PER_SECOND);
         let running = LocalExecutions::default();
+        let notifications = RecordedNotifier::new();
         let services = Services {
             store: DeploymentStore::memory(),
             metrics: Arc::new(SimMetricsSource::new(sim.clone(), NAMESPACE)),
             clusters: Arc::new(FixedCluster(cluster.clone())),
             clock: shared,
             holders: Holders::none().with_lookup(Arc::new(running.clone())),
-            notifier: std::sync::Arc::new(canary_lambda::NoNotifier),
+            notifier: Arc::new(notifications.clone()),
         };
         let executor = Executor::from_json(DEFINITION)?.with_name(MACHINE_NAME);
         Ok(Self {
@@ -184,6 +187,7 @@ impl DemoEnv {
             executor,
             kubeconfig,
             running,
+            notifications,
             server,
             executions: AtomicU32::new(0),
         })
