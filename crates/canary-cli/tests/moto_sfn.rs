@@ -234,39 +234,19 @@ impl MotoStack {
     /// `RLock` and StartExecution answers 500 (`TypeError: cannot pickle
     /// '_thread.RLock' object`). AWS has no such limit.
     async fn run(&self, name: &str, input: &Value) -> MotoRun {
-        let machine = self
-            .sfn
-            .create_state_machine()
-            .name(format!("canary-deployment-{name}"))
-            .definition(definition_for_moto())
-            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/canary-state-machine"))
-            .send()
-            .await
-            .expect("moto accepts the definition")
-            .state_machine_arn()
-            .to_owned();
         let started = Instant::now();
-        let arn = self
-            .sfn
-            .start_execution()
-            .state_machine_arn(&machine)
-            .name(name)
-            .input(input.to_string())
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "StartExecution {name}: {e:?}\n--- moto log:\n{}",
-                    self.moto.log_tail()
-                )
-            })
-            .execution_arn()
-            .to_owned();
+        let (machine, arn) = self.start_execution(name, input).await;
+        self.wait_for(name, &machine, &arn, started).await
+    }
+
+    /// Waits for execution `arn` of state machine `machine` to end, reads its path and
+    /// deletes the state machine.
+    async fn wait_for(&self, name: &str, machine: &str, arn: &str, started: Instant) -> MotoRun {
         let described = loop {
             let d = self
                 .sfn
                 .describe_execution()
-                .execution_arn(&arn)
+                .execution_arn(arn)
                 .send()
                 .await
                 .unwrap_or_else(|e| {
@@ -293,7 +273,7 @@ impl MotoStack {
             let page = self
                 .sfn
                 .get_execution_history()
-                .execution_arn(&arn)
+                .execution_arn(arn)
                 .max_results(1000)
                 .set_next_token(token)
                 .send()
@@ -307,7 +287,7 @@ impl MotoStack {
         }
         self.sfn
             .delete_state_machine()
-            .state_machine_arn(&machine)
+            .state_machine_arn(machine)
             .send()
             .await
             .unwrap();
@@ -1026,4 +1006,137 @@ async fn an_execution_stopped_at_25_percent_is_recovered_by_the_rule_s_target_in
         .send()
         .await
         .unwrap();
+}
+
+/// v2's deploy.json with `gates`.
+fn gated_deploy_json(gates: Value) -> Value {
+    let mut doc = deploy_json(2);
+    doc["gates"] = gates;
+    DeploySpec::parse(&doc, None).expect("the gated deploy.json is valid");
+    doc
+}
+
+/// Waits until v2's record says it waits at a gate; returns the gate's name.
+async fn wait_for_gate(stack: &MotoStack, svc: &ServiceRef) -> String {
+    let started = Instant::now();
+    loop {
+        let record = stack.store.record(svc, 2).await.unwrap();
+        if let Some(g) = record.and_then(|r| r.gate) {
+            return g.gate;
+        }
+        assert!(
+            started.elapsed() < EXECUTION_DEADLINE,
+            "v2 never paused at its gate; proxy log:\n{}",
+            stack.proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_in_moto_waits_for_the_approval_sent_twice_and_refuses_one_after_the_end() {
+    use canary_cli::records::gates::approve;
+    let stack = MotoStack::start().await;
+    first_deployment_in_moto(&stack).await;
+    stack.sim.set_traffic(NAMESPACE, SERVICE, TRAFFIC);
+    let svc = stack.svc();
+    let started = Instant::now();
+    let (machine, arn) = stack
+        .start_execution(
+            "yelb-appserver-2",
+            &gated_deploy_json(json!([{"at": 50, "timeout": 600}])),
+        )
+        .await;
+    assert_eq!(wait_for_gate(&stack, &svc).await, "50%");
+    // Held at 50% while it waits.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(route(&stack.sim).contains(&(format!("{SERVICE}-2"), 50)));
+    let record = stack.store.record(&svc, 2).await.unwrap().unwrap();
+    assert!(record.gate.is_some(), "still waiting: {record:?}");
+    let first = approve(&stack.store, &svc, "ana", "first", 1)
+        .await
+        .unwrap();
+    assert!(first.contains("gate at 50% approved by ana"), "{first}");
+    approve(&stack.store, &svc, "bo", "second", 2)
+        .await
+        .unwrap();
+
+    let run = stack
+        .wait_for("yelb-appserver-2", &machine, &arn, started)
+        .await;
+    assert_eq!(
+        run.status,
+        ExecutionStatus::Succeeded,
+        "{}",
+        stack.failure("the gated canary", &run)
+    );
+    assert_whole_on(&stack, 2, Some(1)).await;
+    let record = stack.store.record(&svc, 2).await.unwrap().unwrap();
+    let approved: Vec<_> = record
+        .operator
+        .iter()
+        .filter(|a| a.kind == canary_core::ActionKind::Approved)
+        .collect();
+    assert_eq!(
+        approved.len(),
+        1,
+        "one gate, passed once: {:?}",
+        record.operator
+    );
+    let e = approve(&stack.store, &svc, "ana", "late", 3)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no deployment is running"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_nobody_approves_in_moto_rolls_back_at_its_deadline() {
+    let stack = MotoStack::start().await;
+    first_deployment_in_moto(&stack).await;
+    stack.sim.set_traffic(NAMESPACE, SERVICE, TRAFFIC);
+    let run = stack
+        .run(
+            "yelb-appserver-2",
+            &gated_deploy_json(json!([{"at": 25, "timeout": 10}])),
+        )
+        .await;
+    assert_eq!(run.status, ExecutionStatus::Failed, "{run:?}");
+    assert_eq!(run.error.as_deref(), Some("RolledBack"), "{run:?}");
+    let cause = run.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains("not approved at the 25% gate within 10s"),
+        "{cause}"
+    );
+    assert_whole_on(&stack, 1, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_while_paused_in_moto_rolls_back_before_the_gate_s_deadline() {
+    let stack = MotoStack::start().await;
+    first_deployment_in_moto(&stack).await;
+    stack.sim.set_traffic(NAMESPACE, SERVICE, TRAFFIC);
+    let svc = stack.svc();
+    let started = Instant::now();
+    let (machine, arn) = stack
+        .start_execution(
+            "yelb-appserver-2",
+            &gated_deploy_json(json!([{"at": 50, "timeout": 600}])),
+        )
+        .await;
+    wait_for_gate(&stack, &svc).await;
+    stack.sim.set_error_rate(&format!("{IMAGE}:2"), 0.3);
+    let broke = Instant::now();
+    let run = stack
+        .wait_for("yelb-appserver-2", &machine, &arn, started)
+        .await;
+    assert_eq!(run.error.as_deref(), Some("RolledBack"), "{run:?}");
+    assert!(
+        broke.elapsed() < Duration::from_secs(60),
+        "rolled back {:?} after the failure, not at the gate's deadline",
+        broke.elapsed()
+    );
+    let cause = run.cause.clone().unwrap_or_default();
+    assert!(cause.contains("at 50%"), "{cause}");
+    assert_whole_on(&stack, 1, None).await;
 }
