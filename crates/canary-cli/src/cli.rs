@@ -121,4 +121,8 @@ pub enum Command {
     Start(stepfunctions::StartArgs),
     /// Follow a Step Functions execution until it ends (exit 0 succeeded, 1 otherwise).
     Watch(stepfunctions::WatchArgs),
+    /// Check every endpoint and permission the functions use (STS, S3, Step Functions,
+    /// CloudWatch, EKS and the API server, the metrics source), one line each: ok, or
+    /// what is missing and how to fix it (exit 1 when anything is).
+    Doctor(crate::doctor::DoctorArgs),
 }

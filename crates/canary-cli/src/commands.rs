@@ -62,5 +62,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::WhatIf(args) => whatif::what_if(&args).await,
         Command::Start(args) => stepfunctions::start(&args).await,
         Command::Watch(args) => stepfunctions::watch(&args).await,
+        Command::Doctor(args) => crate::doctor::doctor(&args).await,
     }
 }

@@ -25,6 +25,7 @@ pub mod commands;
 pub mod dashboard;
 pub mod demo;
 pub mod deploy_json;
+pub mod doctor;
 pub mod error;
 pub mod faults;
 pub mod format;

@@ -1,0 +1,958 @@
+//! `canary doctor`: why would my first deployment fail? Calls each AWS endpoint and
+//! makes each request the functions make, from where it runs and as whoever runs it,
+//! and prints one line per check: `ok`, or what is missing and how to fix it (the VPC
+//! endpoint to add, the IAM action to grant, the resource to create). Exit 0 when every
+//! check passes, 1 when one fails, 2 on bad arguments.
+//!
+//! The checks: STS GetCallerIdentity (who the checks run as), CloudFormation
+//! DescribeStacks (with `--stack`: the shared stack's bucket, state machine and
+//! clusters), S3 on the state prefix (list, put, get, then the probe object deleted),
+//! Step Functions DescribeStateMachine, CloudWatch GetMetricData, and for each cluster
+//! EKS DescribeCluster and its API server (`GET /version` with an EKS token, over TLS
+//! with the cluster's CA), and the metrics source deploy.json names when it is
+//! Prometheus or Amazon Managed Service for Prometheus (one instant query).
+//!
+//! Run it where the functions run (a host in their subnets, with their security group)
+//! to test the network path; the permissions tested are the caller's, so run it with
+//! the functions' role (or one as narrow) to test theirs. STS and CloudFormation are
+//! called with hand-signed Query requests (SigV4, as `canary_kube::eks` presigns its
+//! token), which keeps two SDK crates out of the build.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use canary_core::spec::SourceSpec;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::deploy_json::{self, Inputs};
+use crate::error::CliError;
+
+/// `canary doctor`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DoctorArgs {
+    /// The shared stack: its BucketName and StateMachineArn outputs and its ClusterArns
+    /// parameter name what to check (explicit flags win).
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// The state bucket.
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// The functions' key prefix in the bucket (their CANARY_STATE_PREFIX).
+    #[arg(long, default_value = "state/")]
+    pub prefix: String,
+    /// The state machine's ARN.
+    #[arg(long)]
+    pub state_machine: Option<String>,
+    /// An EKS cluster the functions deploy to (repeatable).
+    #[arg(long = "cluster")]
+    pub clusters: Vec<String>,
+    /// The region (default: the standard chain's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// A deploy.json: its cluster, and its metrics source when that is Prometheus or
+    /// Amazon Managed Service for Prometheus.
+    #[arg(long)]
+    pub deploy_json: Option<PathBuf>,
+    /// Seconds each check may take.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked (`s3 put`, `eks api <cluster>`...).
+    pub what: String,
+    /// What was found, or what is missing and how to fix it.
+    pub outcome: Result<String, Problem>,
+}
+
+/// A failed check: what went wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub found: String,
+    pub fix: String,
+}
+
+impl Check {
+    fn ok(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            outcome: Ok(detail.into()),
+        }
+    }
+
+    fn fail(what: impl Into<String>, found: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            outcome: Err(Problem {
+                found: found.into(),
+                fix: fix.into(),
+            }),
+        }
+    }
+
+    /// The line printed for it.
+    pub fn line(&self) -> String {
+        match &self.outcome {
+            Ok(detail) => format!("ok    {:<22} {detail}", self.what),
+            Err(p) => format!("FAIL  {:<22} {}; fix: {}", self.what, p.found, p.fix),
+        }
+    }
+}
+
+/// `canary doctor`: runs the checks, prints a line each, exits 1 if one failed.
+pub async fn doctor(args: &DoctorArgs) -> Result<ExitCode, CliError> {
+    if !(0.1..=300.0).contains(&args.timeout) {
+        return Err(CliError::Usage(format!(
+            "invalid --timeout `{}`: must be between 0.1 and 300 seconds",
+            args.timeout
+        )));
+    }
+    if args.stack.is_none() && args.bucket.is_none() && args.state_machine.is_none() {
+        return Err(CliError::Usage(
+            "name the shared stack (--stack) or what to check (--bucket, --state-machine, --cluster)"
+                .into(),
+        ));
+    }
+    let spec = args
+        .deploy_json
+        .as_ref()
+        .map(|p| deploy_json::load(p, &Inputs::default(), true))
+        .transpose()?;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &args.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let sdk = loader.load().await;
+    let checks = run_checks(&sdk, args, spec.as_ref()).await;
+    for check in &checks {
+        println!("{}", check.line());
+    }
+    let failed = checks.iter().filter(|c| c.outcome.is_err()).count();
+    if failed == 0 {
+        println!("all {} checks passed", checks.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{failed} of {} checks failed", checks.len());
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// Every check, in order; a check whose input is missing (no bucket known, say) is a
+/// failed check naming the flag, not a skipped one.
+pub async fn run_checks(
+    sdk: &SdkConfig,
+    args: &DoctorArgs,
+    spec: Option<&canary_core::DeploySpec>,
+) -> Vec<Check> {
+    let limit = Duration::from_secs_f64(args.timeout);
+    let region = sdk.region().map(ToString::to_string).unwrap_or_default();
+    let mut checks = Vec::new();
+    if region.is_empty() {
+        checks.push(Check::fail(
+            "region",
+            "no region configured",
+            "pass --region or set AWS_REGION",
+        ));
+        return checks;
+    }
+    let ctx = Ctx {
+        sdk,
+        region: &region,
+        limit,
+    };
+
+    let caller = ctx.caller_identity().await;
+    let principal = match &caller.outcome {
+        Ok(arn) => arn.clone(),
+        Err(_) => "the caller".to_owned(),
+    };
+    checks.push(caller);
+
+    let mut bucket = args.bucket.clone();
+    let mut state_machine = args.state_machine.clone();
+    let mut clusters = args.clusters.clone();
+    if let Some(stack) = &args.stack {
+        match ctx.stack(stack).await {
+            Ok(found) => {
+                checks.push(Check::ok(
+                    "cloudformation",
+                    format!("stack {stack}: bucket, state machine and clusters read"),
+                ));
+                bucket = bucket.or(found.outputs.get("BucketName").cloned());
+                state_machine = state_machine.or(found.outputs.get("StateMachineArn").cloned());
+                if clusters.is_empty() {
+                    clusters = found
+                        .parameters
+                        .get("ClusterArns")
+                        .map(|arns| cluster_names(arns))
+                        .unwrap_or_default();
+                }
+            }
+            Err(problem) => checks.push(Check {
+                what: "cloudformation".into(),
+                outcome: Err(problem),
+            }),
+        }
+    }
+    if let Some(spec) = spec
+        && !clusters.contains(&spec.cluster_name)
+    {
+        clusters.push(spec.cluster_name.clone());
+    }
+
+    match &bucket {
+        Some(b) => checks.extend(ctx.s3(b, &args.prefix, &principal).await),
+        None => checks.push(Check::fail(
+            "s3",
+            "no bucket to check",
+            "pass --bucket, or --stack with a BucketName output",
+        )),
+    }
+    match &state_machine {
+        Some(arn) => checks.push(ctx.state_machine(arn, &principal).await),
+        None => checks.push(Check::fail(
+            "states",
+            "no state machine to check",
+            "pass --state-machine, or --stack with a StateMachineArn output",
+        )),
+    }
+    checks.push(ctx.cloudwatch(&principal).await);
+    for cluster in &clusters {
+        checks.extend(ctx.cluster(cluster, &principal).await);
+    }
+    if let Some(spec) = spec
+        && let SourceSpec::Prometheus(p) = &spec.metrics.source
+    {
+        checks.push(ctx.prometheus(p).await);
+    }
+    checks
+}
+
+/// What the checks share.
+struct Ctx<'a> {
+    sdk: &'a SdkConfig,
+    region: &'a str,
+    limit: Duration,
+}
+
+/// A shared stack's outputs and parameters.
+#[derive(Debug, Default)]
+struct Stack {
+    outputs: BTreeMap<String, String>,
+    parameters: BTreeMap<String, String>,
+}
+
+/// How an AWS call failed.
+enum Failure {
+    /// The endpoint could not be reached (DNS, connect, TLS, timeout).
+    Network(String),
+    /// The caller may not (or its credentials are not valid).
+    Denied(String),
+    /// The resource does not exist.
+    Missing(String),
+    Other(String),
+}
+
+const DENIED: [&str; 8] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "SignatureDoesNotMatch",
+    "AuthorizationError",
+];
+
+fn classify_code(code: &str, message: String) -> Failure {
+    if DENIED.contains(&code) {
+        Failure::Denied(message)
+    } else if code.contains("NotFound")
+        || code.starts_with("NoSuch")
+        || code.ends_with("DoesNotExist")
+        || code == "ValidationError" && message.contains("does not exist")
+    {
+        Failure::Missing(message)
+    } else {
+        Failure::Other(message)
+    }
+}
+
+fn classify<E, R>(e: &SdkError<E, R>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            Failure::Network(DisplayErrorContext(e).to_string())
+        }
+        SdkError::ServiceError(s) => {
+            let code = s.err().code().unwrap_or("unknown").to_owned();
+            let message = format!("{code}: {}", s.err().message().unwrap_or(""));
+            classify_code(&code, message)
+        }
+        other => Failure::Other(DisplayErrorContext(other).to_string()),
+    }
+}
+
+impl Ctx<'_> {
+    /// The VPC endpoint that serves `service` (its name in
+    /// `com.amazonaws.<region>.<service>`).
+    fn endpoint_fix(&self, service: &str, kind: &str) -> String {
+        format!(
+            "the endpoint cannot be reached from here: in a VPC without a NAT path, add the {kind} VPC endpoint com.amazonaws.{}.{service} (docs/deploying.md, private clusters); else check DNS, proxies and the security group's egress on 443",
+            self.region
+        )
+    }
+
+    async fn timed<T>(&self, f: impl Future<Output = T>) -> Option<T> {
+        tokio::time::timeout(self.limit, f).await.ok()
+    }
+
+    fn timeout_fix(&self, service: &str, kind: &str) -> Problem {
+        Problem {
+            found: format!("no answer within {} s", self.limit.as_secs_f64()),
+            fix: self.endpoint_fix(service, kind),
+        }
+    }
+
+    fn problem(
+        &self,
+        failure: Failure,
+        service: &str,
+        kind: &str,
+        grant: &str,
+        missing: &str,
+    ) -> Problem {
+        match failure {
+            Failure::Network(m) => Problem {
+                found: m,
+                fix: self.endpoint_fix(service, kind),
+            },
+            Failure::Denied(m) => Problem {
+                found: m,
+                fix: grant.to_owned(),
+            },
+            Failure::Missing(m) => Problem {
+                found: m,
+                fix: missing.to_owned(),
+            },
+            Failure::Other(m) => Problem {
+                found: m,
+                fix: format!("see the message; {grant}"),
+            },
+        }
+    }
+
+    async fn caller_identity(&self) -> Check {
+        let call = query(
+            self.sdk,
+            self.region,
+            "sts",
+            &[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
+        );
+        match self.timed(call).await {
+            None => Check {
+                what: "sts".into(),
+                outcome: Err(self.timeout_fix("sts", "interface")),
+            },
+            Some(Ok(xml)) => match xml_values(&xml, "Arn").into_iter().next() {
+                Some(arn) => Check::ok("sts", arn),
+                None => Check::fail(
+                    "sts",
+                    "GetCallerIdentity answered without an Arn",
+                    "check AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_STS",
+                ),
+            },
+            Some(Err(f)) => Check {
+                what: "sts".into(),
+                outcome: Err(self.problem(
+                    f,
+                    "sts",
+                    "interface",
+                    "configure valid credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID..., or the instance's role)",
+                    "",
+                )),
+            },
+        }
+    }
+
+    async fn stack(&self, name: &str) -> Result<Stack, Problem> {
+        let params = [
+            ("Action", "DescribeStacks"),
+            ("StackName", name),
+            ("Version", "2010-05-15"),
+        ];
+        let call = query(self.sdk, self.region, "cloudformation", &params);
+        match self.timed(call).await {
+            None => Err(self.timeout_fix("cloudformation", "interface")),
+            Some(Ok(xml)) => {
+                let pairs = |k: &str, v: &str| {
+                    xml_values(&xml, k)
+                        .into_iter()
+                        .zip(xml_values(&xml, v))
+                        .collect::<BTreeMap<_, _>>()
+                };
+                Ok(Stack {
+                    outputs: pairs("OutputKey", "OutputValue"),
+                    parameters: pairs("ParameterKey", "ParameterValue"),
+                })
+            }
+            Some(Err(f)) => Err(self.problem(
+                f,
+                "cloudformation",
+                "interface",
+                &format!("grant cloudformation:DescribeStacks on stack {name} (or pass --bucket, --state-machine and --cluster instead of --stack)"),
+                &format!("no stack {name} in {}: deploy it with scripts/deploy-shared, or pass --region", self.region),
+            )),
+        }
+    }
+
+    async fn s3(&self, bucket: &str, prefix: &str, principal: &str) -> Vec<Check> {
+        let s3 = aws_sdk_s3::Client::new(self.sdk);
+        let bucket_arn = format!("arn:aws:s3:::{bucket}");
+        let missing = format!(
+            "bucket {bucket} does not exist in this account: check --bucket (the shared stack's ArtifactsBucketName), or create it with cloudformation/artifacts-bucket.yaml"
+        );
+        let mut checks = Vec::new();
+        let list = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .send();
+        let listed = match self.timed(list).await {
+            None => Err(self.timeout_fix("s3", "gateway")),
+            Some(Ok(_)) => Ok(format!("s3://{bucket}/{prefix} listed")),
+            Some(Err(e)) => Err(self.problem(
+                classify(&e),
+                "s3",
+                "gateway",
+                &format!("grant s3:ListBucket on {bucket_arn} (prefix {prefix}) to {principal}"),
+                &missing,
+            )),
+        };
+        let stop = listed.is_err();
+        checks.push(Check {
+            what: format!("s3 list {bucket}"),
+            outcome: listed,
+        });
+        if stop {
+            return checks;
+        }
+        let stamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let key = format!("{prefix}doctor/probe-{stamp}.txt");
+        let object_arn = format!("{bucket_arn}/{prefix}*");
+        let put = s3
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .body(Vec::from(&b"canary doctor"[..]).into())
+            .send();
+        let put = match self.timed(put).await {
+            None => Err(self.timeout_fix("s3", "gateway")),
+            Some(Ok(_)) => Ok(format!("wrote s3://{bucket}/{key}")),
+            Some(Err(e)) => Err(self.problem(
+                classify(&e),
+                "s3",
+                "gateway",
+                &format!("grant s3:PutObject on {object_arn} to {principal}"),
+                &missing,
+            )),
+        };
+        let written = put.is_ok();
+        checks.push(Check {
+            what: "s3 put".into(),
+            outcome: put,
+        });
+        if !written {
+            return checks;
+        }
+        let get = async {
+            let out = s3.get_object().bucket(bucket).key(&key).send().await?;
+            Ok::<_, SdkError<_, _>>(out.content_length().unwrap_or(0))
+        };
+        checks.push(Check {
+            what: "s3 get".into(),
+            outcome: match self.timed(get).await {
+                None => Err(self.timeout_fix("s3", "gateway")),
+                Some(Ok(len)) => Ok(format!("read it back ({len} bytes)")),
+                Some(Err(e)) => Err(self.problem(
+                    classify(&e),
+                    "s3",
+                    "gateway",
+                    &format!("grant s3:GetObject on {object_arn} to {principal}"),
+                    &missing,
+                )),
+            },
+        });
+        // The probe is removed when the caller may; the functions' roles may not
+        // always (a leftover probe under doctor/ is harmless: nothing reads it).
+        if let Some(Err(e)) = self
+            .timed(s3.delete_object().bucket(bucket).key(&key).send())
+            .await
+        {
+            eprintln!(
+                "note: s3://{bucket}/{key} was left behind: {}",
+                DisplayErrorContext(&e)
+            );
+        }
+        checks
+    }
+
+    async fn state_machine(&self, arn: &str, principal: &str) -> Check {
+        let sfn = aws_sdk_sfn::Client::new(self.sdk);
+        let call = sfn.describe_state_machine().state_machine_arn(arn).send();
+        Check {
+            what: "states".into(),
+            outcome: match self.timed(call).await {
+                None => Err(self.timeout_fix("states", "interface")),
+                Some(Ok(out)) => Ok(format!("state machine {} ({:?})", out.name(), out.status())),
+                Some(Err(e)) => Err(self.problem(
+                    classify(&e),
+                    "states",
+                    "interface",
+                    &format!("grant states:DescribeStateMachine on {arn} to {principal}"),
+                    &format!("no state machine {arn}: check --state-machine (the shared stack's StateMachineArn output)"),
+                )),
+            },
+        }
+    }
+
+    async fn cloudwatch(&self, principal: &str) -> Check {
+        use aws_sdk_cloudwatch::types::{Metric, MetricDataQuery, MetricStat};
+        let cw = aws_sdk_cloudwatch::Client::new(self.sdk);
+        let now = SystemTime::now();
+        let query = MetricDataQuery::builder()
+            .id("doctor")
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        Metric::builder()
+                            .namespace("EnvoyPrometheus/ResponseCode")
+                            .metric_name("5xx-canary-doctor")
+                            .build(),
+                    )
+                    .period(60)
+                    .stat("Sum")
+                    .build(),
+            )
+            .build();
+        let call = cw
+            .get_metric_data()
+            .metric_data_queries(query)
+            .start_time((now - Duration::from_secs(300)).into())
+            .end_time(now.into())
+            .send();
+        Check {
+            what: "cloudwatch".into(),
+            outcome: match self.timed(call).await {
+                None => Err(self.timeout_fix("monitoring", "interface")),
+                Some(Ok(_)) => Ok("GetMetricData answered".into()),
+                Some(Err(e)) => Err(self.problem(
+                    classify(&e),
+                    "monitoring",
+                    "interface",
+                    &format!(
+                        "grant cloudwatch:GetMetricData (Resource \"*\": it has no resource-level permissions) to {principal}"
+                    ),
+                    "",
+                )),
+            },
+        }
+    }
+
+    async fn cluster(&self, name: &str, principal: &str) -> Vec<Check> {
+        let eks = aws_sdk_eks::Client::new(self.sdk);
+        let what = format!("eks {name}");
+        let described = match self.timed(eks.describe_cluster().name(name).send()).await {
+            None => Err(self.timeout_fix("eks", "interface")),
+            Some(Err(e)) => Err(self.problem(
+                classify(&e),
+                "eks",
+                "interface",
+                &format!(
+                    "grant eks:DescribeCluster on arn:aws:eks:{}:<account>:cluster/{name} to {principal} (the shared stack's ClusterArns)",
+                    self.region
+                ),
+                &format!("no cluster {name} in {}: check cluster_name / --cluster / --region", self.region),
+            )),
+            Some(Ok(out)) => {
+                let cluster = out.cluster();
+                let endpoint = cluster.and_then(|c| c.endpoint()).unwrap_or("");
+                let ca = cluster
+                    .and_then(|c| c.certificate_authority())
+                    .and_then(|c| c.data())
+                    .unwrap_or("");
+                if endpoint.is_empty() || ca.is_empty() {
+                    Err(Problem {
+                        found: "DescribeCluster gave no endpoint or CA (is it still being created?)".into(),
+                        fix: "wait until the cluster is ACTIVE".into(),
+                    })
+                } else {
+                    Ok(canary_kube::ClusterEndpoint {
+                        name: name.to_owned(),
+                        endpoint: endpoint.to_owned(),
+                        ca_data: ca.to_owned(),
+                    })
+                }
+            }
+        };
+        let endpoint = match described {
+            Ok(e) => e,
+            Err(p) => {
+                return vec![Check {
+                    what,
+                    outcome: Err(p),
+                }];
+            }
+        };
+        let mut checks = vec![Check::ok(what, format!("API server {}", endpoint.endpoint))];
+        checks.push(self.api_server(&endpoint).await);
+        checks
+    }
+
+    /// `GET /version` on the cluster's API server with an EKS token, trusting only the
+    /// cluster's CA: the network path (a private endpoint is reachable only from the
+    /// cluster's VPC) and the token.
+    async fn api_server(&self, endpoint: &canary_kube::ClusterEndpoint) -> Check {
+        let what = format!("eks api {}", endpoint.name);
+        let private_fix = format!(
+            "the functions must run in the cluster's VPC (the shared stack's SubnetIds and SecurityGroupIds) and the cluster security group must allow 443 from SecurityGroupIds; check from a host there with `canary doctor --cluster {}`",
+            endpoint.name
+        );
+        let token = match self.token(&endpoint.name).await {
+            Ok(t) => t,
+            Err(m) => return Check::fail(what, m, "configure valid credentials"),
+        };
+        let client = match canary_kube::client::client_for_endpoint(
+            endpoint,
+            &token,
+            "default",
+            &canary_kube::RequestPolicy::default(),
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return Check::fail(
+                    what,
+                    format!("no client for {}: {e}", endpoint.endpoint),
+                    "DescribeCluster's endpoint or certificateAuthority.data is not usable: check the cluster in the EKS console",
+                );
+            }
+        };
+        let call = async { client.apiserver_version().await.map_err(|e| format!("{e}")) };
+        match self.timed(call).await {
+            None => Check::fail(
+                what,
+                format!(
+                    "{} did not answer within {} s",
+                    endpoint.endpoint,
+                    self.limit.as_secs_f64()
+                ),
+                private_fix,
+            ),
+            Some(Ok(v)) => Check::ok(what, format!("Kubernetes {}", v.git_version)),
+            Some(Err(m)) if m.contains("401") || m.contains("Unauthorized") => Check::fail(
+                what,
+                format!("the API server refused the EKS token: {m}"),
+                "the token is signed for the caller: check its credentials and clock",
+            ),
+            Some(Err(m)) => Check::fail(
+                what,
+                format!("{} could not be reached: {m}", endpoint.endpoint),
+                private_fix,
+            ),
+        }
+    }
+
+    async fn token(&self, cluster: &str) -> Result<String, String> {
+        let provider = self
+            .sdk
+            .credentials_provider()
+            .ok_or_else(|| "no AWS credentials configured".to_owned())?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("credentials: {e}"))?;
+        canary_kube::eks::token(&credentials, self.region, cluster, SystemTime::now())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn prometheus(&self, spec: &canary_core::spec::PrometheusSpec) -> Check {
+        use canary_metrics::prometheus::{PrometheusMetrics, RetryPolicy};
+        let what = "prometheus";
+        let amp = canary_core::spec::aps_region(&spec.url).is_some();
+        let fix = if amp {
+            format!(
+                "add the interface VPC endpoint com.amazonaws.{}.aps-workspaces and grant aps:QueryMetrics on the workspace (the shared stack's PrometheusWorkspaceArns)",
+                self.region
+            )
+        } else {
+            format!(
+                "{} must be reachable from the functions' subnets (security groups, DNS) and accept metrics.auth's credentials",
+                spec.url
+            )
+        };
+        let source = match PrometheusMetrics::new(spec, Some(self.sdk)) {
+            Ok(s) => s.with_retry(RetryPolicy {
+                max_attempts: 1,
+                initial_backoff: Duration::ZERO,
+                max_backoff: Duration::ZERO,
+                attempt_timeout: self.limit,
+            }),
+            Err(e) => return Check::fail(what, e.to_string(), fix),
+        };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        match self.timed(source.instant("vector(1)", now)).await {
+            None => Check::fail(
+                what,
+                format!(
+                    "{} did not answer within {} s",
+                    spec.url,
+                    self.limit.as_secs_f64()
+                ),
+                fix,
+            ),
+            Some(Ok(_)) => Check::ok(what, format!("{} answered a query", spec.url)),
+            Some(Err(e)) => Check::fail(what, e.to_string(), fix),
+        }
+    }
+}
+
+/// Cluster names from the shared stack's ClusterArns (`arn:...:cluster/<name>`,
+/// comma-separated).
+fn cluster_names(arns: &str) -> Vec<String> {
+    arns.split(',')
+        .filter_map(|a| a.trim().rsplit_once("cluster/").map(|(_, n)| n.to_owned()))
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// An AWS Query API call (STS, CloudFormation): a SigV4-signed form POST; the answer's
+/// XML, or how it failed.
+async fn query(
+    sdk: &SdkConfig,
+    region: &str,
+    service: &str,
+    params: &[(&str, &str)],
+) -> Result<String, Failure> {
+    let endpoint = service_endpoint(sdk, region, service);
+    let body = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let credentials = sdk
+        .credentials_provider()
+        .ok_or_else(|| Failure::Denied("no AWS credentials configured".into()))?
+        .provide_credentials()
+        .await
+        .map_err(|e| Failure::Denied(format!("credentials: {e}")))?;
+    let url = format!("{}/", endpoint.trim_end_matches('/'));
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| Failure::Other(format!("endpoint `{url}`: {e}")))?;
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .ok_or_else(|| Failure::Other(format!("endpoint `{url}` has no host")))?;
+    let identity = credentials.into();
+    let signing = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| Failure::Other(format!("signing: {e}")))?
+        .into();
+    let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+    let headers = [("host", host.as_str()), ("content-type", content_type)];
+    let signable = SignableRequest::new(
+        "POST",
+        url.as_str(),
+        headers.into_iter(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .map_err(|e| Failure::Other(format!("signing: {e}")))?;
+    let (instructions, _) = sign(signable, &signing)
+        .map_err(|e| Failure::Other(format!("signing: {e}")))?
+        .into_parts();
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| Failure::Other(format!("request: {e}")))?;
+    instructions.apply_to_request_http1x(&mut request);
+
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .map_err(|e| Failure::Other(format!("TLS setup: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| Failure::Network(format!("{url}: {e:?}")))?;
+    let status = response.status();
+    let text = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .map_err(|e| Failure::Network(format!("{url}: reading the answer: {e}")))?;
+    if status.is_success() {
+        return Ok(text);
+    }
+    let code = xml_values(&text, "Code")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| status.as_u16().to_string());
+    let message = xml_values(&text, "Message")
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    Err(classify_code(&code, format!("{code}: {message}")))
+}
+
+/// `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL` (as the SDKs read them), else
+/// the service's regional endpoint.
+fn service_endpoint(sdk: &SdkConfig, region: &str, service: &str) -> String {
+    let specific = format!("AWS_ENDPOINT_URL_{}", service.to_ascii_uppercase());
+    if let Ok(url) = std::env::var(&specific)
+        && !url.is_empty()
+    {
+        return url;
+    }
+    if let Some(url) = sdk.endpoint_url() {
+        return url.to_owned();
+    }
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://{service}.{region}.{suffix}")
+}
+
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Every `<tag>value</tag>` in `xml`, in order, with the five XML entities decoded.
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else { break };
+        out.push(
+            after[..end]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&"),
+        );
+        rest = &after[end + close.len()..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_values_are_read_in_order_and_unescaped() {
+        let xml = "<r><member><OutputKey>BucketName</OutputKey><OutputValue>b&amp;c</OutputValue></member><member><OutputKey>StateMachineArn</OutputKey><OutputValue>arn:x</OutputValue></member></r>";
+        assert_eq!(
+            xml_values(xml, "OutputKey"),
+            ["BucketName", "StateMachineArn"]
+        );
+        assert_eq!(xml_values(xml, "OutputValue"), ["b&c", "arn:x"]);
+        assert!(xml_values(xml, "Nothing").is_empty());
+    }
+
+    #[test]
+    fn cluster_names_come_from_the_stacks_arns() {
+        assert_eq!(
+            cluster_names(
+                "arn:aws:eks:eu-west-1:1:cluster/blogpost, arn:aws:eks:eu-west-1:1:cluster/prod"
+            ),
+            ["blogpost", "prod"]
+        );
+        assert!(cluster_names("").is_empty());
+    }
+
+    #[test]
+    fn errors_are_sorted_into_network_permission_and_missing() {
+        assert!(matches!(
+            classify_code("AccessDenied", String::new()),
+            Failure::Denied(_)
+        ));
+        assert!(matches!(
+            classify_code("NoSuchBucket", String::new()),
+            Failure::Missing(_)
+        ));
+        assert!(matches!(
+            classify_code("StateMachineDoesNotExist", String::new()),
+            Failure::Missing(_)
+        ));
+        assert!(matches!(
+            classify_code("ValidationError", "Stack with id x does not exist".into()),
+            Failure::Missing(_)
+        ));
+        assert!(matches!(
+            classify_code("Throttling", String::new()),
+            Failure::Other(_)
+        ));
+    }
+
+    #[test]
+    fn a_failed_line_says_what_and_how_to_fix() {
+        let c = Check::fail("s3 list b", "NoSuchBucket: gone", "create it");
+        let line = c.line();
+        assert!(line.starts_with("FAIL  s3 list b "), "{line}");
+        assert!(
+            line.ends_with(" NoSuchBucket: gone; fix: create it"),
+            "{line}"
+        );
+        assert!(Check::ok("sts", "arn").line().starts_with("ok    sts"));
+    }
+}
