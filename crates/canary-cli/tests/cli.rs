@@ -197,3 +197,42 @@ fn plan_works_on_the_raw_seed_deploy_json() {
     );
     assert!(out.contains("rolled back within 3:00 at worst"), "{out}");
 }
+
+#[test]
+fn approve_and_promote_are_commands_and_gates_show_in_validate_and_plan() {
+    for (cmd, words) in [("approve", "Pass the gate"), ("promote", "--full")] {
+        let o = canary(&[cmd, "--help"]);
+        assert!(o.status.success(), "{cmd} --help: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains(words), "{}", text(&o.stdout));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let with_gates = |gates: Value| {
+        let mut doc: Value = serde_json::from_str(
+            &std::fs::read_to_string(seed_dir("yelb-appserver").join("deploy.json")).unwrap(),
+        )
+        .unwrap();
+        doc["gates"] = gates;
+        let path = dir.path().join("deploy.json");
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path
+    };
+    let good = with_gates(json!([{"at": 50, "timeout": 1800}, {"at": "promotion"}]));
+    let o = canary(&["plan", good.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let plan = text(&o.stdout);
+    assert!(
+        plan.contains("at 50%") && plan.contains("waits up to 30m, then rolls back"),
+        "{plan}"
+    );
+    assert!(plan.contains("before promotion (100%)"), "{plan}");
+    assert!(plan.contains("at the latest"), "{plan}");
+
+    let bad = with_gates(json!([{"at": 45, "on_timeout": "maybe"}]));
+    let o = canary(&["plan", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("`gates[0].at` = 45") && e.contains("`gates[0].on_timeout` = \"maybe\""),
+        "{e}"
+    );
+}
