@@ -14,10 +14,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use canary_cli::dashboard::{Dashboard, Group, Listing, serve};
+use canary_cli::harness::DemoEnv;
+use canary_cli::harness::fixtures::{deploy_document, image};
 use canary_core::compare::Counts;
-use canary_core::{Verdict, VerdictStatus};
+use canary_core::execution::{ActionKind, DEPLOYMENT_KEY, OutcomeStatus};
+use canary_core::{Deployment, Verdict, VerdictStatus};
+use canary_sfn::{NoopObserver, TaskError, TaskInvoker};
 use canary_store::{DeploymentStore, Finish, S3Objects, ServiceRef};
 use canary_testkit::{MotoServer, require_program, unique_name};
+use serde_json::{Value, json};
 
 const PREFIX: &str = "state/";
 
@@ -501,7 +508,7 @@ async fn the_abort_button_asks_the_running_deployment_to_roll_back() {
                 "window.prompt = () => 'bad release'; window.confirm = () => true; \
                  document.querySelector('button[data-action=abort]').click(); true",
             ),
-            Some("document.getElementById('message').textContent.includes('abort requested') && document.body.innerHTML.includes('requested by dash-tester')"),
+            Some("document.getElementById('message').textContent.includes('abort requested') && document.querySelector('#svc-0-c1-shop-web').innerHTML.includes(': bad release')"),
         )
     })
     .await
@@ -600,4 +607,160 @@ fn a_dashboard_beyond_loopback_must_be_read_only() {
         err.contains("--listen `0.0.0.0:0`") && err.contains("--read-only"),
         "{err}"
     );
+}
+
+/// A person who takes real time: the execution is held where a task returned with the
+/// deployment waiting at a gate, until an approval is stored (at most 90 s).
+struct HoldAtGate<'a> {
+    inner: &'a dyn TaskInvoker,
+    store: DeploymentStore,
+    svc: ServiceRef,
+    held: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl TaskInvoker for HoldAtGate<'_> {
+    async fn invoke(&self, resource: &str, input: Value) -> Result<Value, TaskError> {
+        let out = self.inner.invoke(resource, input).await?;
+        let at_gate = out
+            .get(DEPLOYMENT_KEY)
+            .and_then(|d| serde_json::from_value::<Deployment>(d.clone()).ok())
+            .is_some_and(|d| d.gate.is_some());
+        if at_gate && !self.held.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let until = std::time::Instant::now() + Duration::from_secs(90);
+            while self
+                .store
+                .approval_requested(&self.svc)
+                .await
+                .unwrap()
+                .is_none()
+            {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "nobody approved within 90 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_approve_button_continues_a_deployment_paused_at_a_gate() {
+    if browser().is_none() {
+        return;
+    }
+    let env = DemoEnv::start().await.unwrap();
+    env.deploy_versions(&[1]).await.unwrap();
+    let svc = env.service_ref();
+    let store = env.services.store.clone();
+    let dashboard = Dashboard {
+        title: "gates".into(),
+        groups: vec![Group::new(
+            "gates",
+            store.clone(),
+            Listing::Fixed(vec![svc.clone()]),
+        )],
+        read_only: false,
+        by: "ana@browser".into(),
+    };
+    let served = serve(
+        std::sync::Arc::new(dashboard),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let url = served.url();
+    let invoker = env.invoker();
+    let held = HoldAtGate {
+        inner: &invoker,
+        store: store.clone(),
+        svc: svc.clone(),
+        held: std::sync::atomic::AtomicBool::new(false),
+    };
+    let mut doc = deploy_document(&image(2));
+    doc["gates"] = json!([{"at": 50, "timeout": 3600}]);
+    let person = async {
+        // The page once the deployment waits at its gate: click Approve.
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = store.status(&svc).await.unwrap().in_progress;
+            if r.as_ref().is_some_and(|r| r.gate.is_some()) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "the deployment never paused"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            browse(
+                &url,
+                "gate-approve",
+                Some(
+                    "if (!document.querySelector('dd.gate').textContent.includes('paused at 50%, waiting for approval since')) { throw new Error('no gate shown'); } \
+                     window.prompt = () => 'dashboards look good'; window.confirm = () => true; \
+                     document.querySelector('button[data-action=approve]').click(); true",
+                ),
+                Some("document.getElementById('message').textContent.includes('approved by ana@browser')"),
+            )
+        })
+        .await
+        .unwrap()
+    };
+    let mut observer = NoopObserver;
+    let (run, page) = tokio::join!(env.deploy_doc(doc, &held, &mut observer), person);
+    let Some(page) = page else { return };
+    assert!(
+        page.dom
+            .contains("gate at 50% approved by ana@browser (dashboards look good)"),
+        "{}",
+        page.dom
+    );
+    let outcome = run
+        .output
+        .get(DEPLOYMENT_KEY)
+        .and_then(|d| serde_json::from_value::<Deployment>(d.clone()).ok())
+        .and_then(|d| d.outcome)
+        .unwrap_or_else(|| panic!("no outcome: {:?}", run.status));
+    assert_eq!(
+        outcome.status,
+        OutcomeStatus::Promoted,
+        "{}",
+        outcome.reason
+    );
+    let record = store.record(&svc, 2).await.unwrap().unwrap();
+    let approved = record
+        .operator
+        .iter()
+        .find(|a| a.kind == ActionKind::Approved)
+        .unwrap_or_else(|| panic!("no approval in the record: {:?}", record.operator));
+    assert_eq!(approved.by, "ana@browser");
+    assert_eq!(approved.reason, "dashboards look good");
+    // The page afterwards: promoted, the pause and the approval on the timeline.
+    let url = served.url();
+    let after = tokio::task::spawn_blocking(move || browse(&url, "gate-approved", None, None))
+        .await
+        .unwrap()
+        .unwrap();
+    let card = section(&after.dom, "svc-0-blogpost-yelb-yelb-appserver", "<article");
+    assert!(
+        card.contains("<summary>v2 <span class=\"outcome promoted\">promoted</span>"),
+        "{card}"
+    );
+    assert!(card.contains("paused at the 50% gate by"), "{card}");
+    assert!(
+        card.contains("approved at the 50% gate by ana@browser: dashboards look good"),
+        "{card}"
+    );
+    assert!(card.contains("<path class=\"mark operator\""), "{card}");
+    assert!(
+        !card.contains("data-action="),
+        "buttons after the deployment ended"
+    );
+    served.shutdown().await;
+    env.shutdown().await;
 }

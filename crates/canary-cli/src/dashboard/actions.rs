@@ -1,9 +1,11 @@
 //! What the dashboard's buttons do: the same as `canary approve`, `canary promote
-//! [--full]` and `canary abort`, each returning the sentence the command prints.
+//! [--full]` (the very functions, `records::gates`) and `canary abort`, each returning
+//! the sentence the command prints.
 
 use canary_store::{Abort, DeploymentStore, ServiceRef};
 
 use crate::error::CliError;
+use crate::records::gates;
 
 /// A button.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,13 +93,25 @@ pub async fn abort(
 
 async fn gate_action(
     action: Action,
-    _store: &DeploymentStore,
+    store: &DeploymentStore,
     svc: &ServiceRef,
-    _by: &str,
-    _reason: &str,
-    _now: i64,
+    by: &str,
+    reason: &str,
+    now: i64,
 ) -> Result<String, CliError> {
-    Err(CliError::Usage(format!(
-        "{svc}: {action:?} needs deployment gates, which this build of canary does not have"
-    )))
+    // The commands' defaults when the person gave no reason.
+    let (default_reason, full) = match action {
+        Action::Approve => ("approved", false),
+        Action::PromoteFull => ("promoted by hand", true),
+        Action::Promote | Action::Abort => ("promoted by hand", false),
+    };
+    let reason = if reason.trim().is_empty() {
+        default_reason
+    } else {
+        reason
+    };
+    match action {
+        Action::Approve => gates::approve(store, svc, by, reason, now).await,
+        _ => gates::promote(store, svc, full, by, reason, now).await,
+    }
 }

@@ -65,5 +65,6 @@
     refresh();
   });
 
+  refresh();
   setInterval(refresh, 2000);
 }());
