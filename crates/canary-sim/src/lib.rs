@@ -98,6 +98,7 @@ pub use latency::{
     DEFAULT_MEDIAN_MS, DEFAULT_SIGMA, InvalidLatency, LATENCY_BUCKETS_MS, LatencyModel,
 };
 pub use route_controller::{ACCEPTED_REASONS, LATTICE_CONTROLLER_NAME, RouteController};
+pub use server::SimAnswer;
 pub use traffic::{MetricsQuery, SimMetrics, WeightChange};
 
 use faults::ArmedFault;
@@ -330,6 +331,23 @@ impl SimCluster {
             fault,
         });
         fault
+    }
+
+    /// Answers one request in-process, exactly as the HTTP server answers it (recorded,
+    /// faults fired, the same parsing of path, query string, headers and body), without
+    /// a socket: for property tests and fuzzing of the request parsing. `uri` is the
+    /// request target (`/api/v1/namespaces/yelb/services?labelSelector=a%3Db`). Two
+    /// differences: a hanging fault answers at once, and a watch is checked (collection,
+    /// selectors) and answered with an empty 200 instead of a stream. A method, target
+    /// or header that HTTP itself could not carry is a 400 `Status`.
+    pub fn answer(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> SimAnswer {
+        server::answer(self, method, uri, headers, body)
     }
 
     /// Every request received since the start or the last [`SimCluster::reset_requests`].

@@ -132,57 +132,174 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = uri.path().to_string();
-    let query = uri.query().unwrap_or_default().to_string();
-    if method == Method::GET && path == "/metrics" {
-        let text = ctx.sim.prometheus_text();
-        return (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, crate::exposition::CONTENT_TYPE)],
-            text,
-        )
-            .into_response();
-    }
-    if let Some(action) = ctx.sim.record_request(method.as_str(), &path, &query) {
-        if action == FaultAction::Hang {
+    match respond(&ctx, &method, &uri, &headers, &body, true) {
+        Respond::Now(response) => response,
+        Respond::AfterHang(response) => {
             let mut shutdown = ctx.shutdown.clone();
             tokio::select! {
                 () = tokio::time::sleep(HANG) => {}
                 _ = shutdown.wait_for(|stop| *stop) => {}
             }
+            response
         }
-        return error_response(&fault_error(action, &path));
     }
-    let params: HashMap<String, String> = match Query::try_from_uri(&uri) {
+}
+
+/// What [`respond`] decided: answer now, or hold the request first (a hanging fault).
+enum Respond {
+    Now(Response),
+    AfterHang(Response),
+}
+
+/// Everything the handler does except waiting: records the request, fires faults,
+/// parses the query string and answers. A watch is streamed when `stream_watches`;
+/// otherwise (in-process calls) its path and selectors are checked and it is answered
+/// with an empty 200.
+fn respond(
+    ctx: &Ctx,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    stream_watches: bool,
+) -> Respond {
+    let path = uri.path().to_string();
+    let query = uri.query().unwrap_or_default().to_string();
+    if method == Method::GET && path == "/metrics" {
+        let text = ctx.sim.prometheus_text();
+        return Respond::Now(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, crate::exposition::CONTENT_TYPE)],
+                text,
+            )
+                .into_response(),
+        );
+    }
+    if let Some(action) = ctx.sim.record_request(method.as_str(), &path, &query) {
+        let response = error_response(&fault_error(action, &path));
+        return if action == FaultAction::Hang {
+            Respond::AfterHang(response)
+        } else {
+            Respond::Now(response)
+        };
+    }
+    let params: HashMap<String, String> = match Query::try_from_uri(uri) {
         Ok(Query(p)) => p,
         Err(e) => {
-            return error_response(&ApiError::bad_request(format!(
+            return Respond::Now(error_response(&ApiError::bad_request(format!(
                 "invalid query string `{query}`: {e}"
-            )));
+            ))));
         }
     };
     let request = Request {
-        method: &method,
+        method,
         path: &path,
         params: &params,
-        headers: &headers,
-        body: &body,
+        headers,
+        body,
     };
     let watching = request
         .param("watch")
         .is_some_and(|w| w == "true" || w == "1");
     if method == Method::GET && watching {
-        return watch_response(&ctx, &request).unwrap_or_else(|e| error_response(&e));
+        let answer = if stream_watches {
+            watch_response(ctx, &request)
+        } else {
+            check_watch(&request)
+        };
+        return Respond::Now(answer.unwrap_or_else(|e| error_response(&e)));
     }
     let result = ctx
         .sim
         .with_state(|state| dispatch(state, &request, &ctx.server_address));
-    match result {
+    Respond::Now(match result {
         Ok(Reply::Json(code, value)) => json_response(code, &value),
         Ok(Reply::Text(text)) => {
             (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response()
         }
         Err(e) => error_response(&e),
+    })
+}
+
+/// The answer to one request made in-process ([`crate::SimCluster::answer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimAnswer {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` of the answer (empty when it has none).
+    pub content_type: String,
+    /// The body: JSON (an object, a list or a `Status`), or text.
+    pub body: Vec<u8>,
+}
+
+/// Answers one request as the HTTP server would (see [`crate::SimCluster::answer`]).
+pub(crate) fn answer(
+    sim: &crate::SimCluster,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> SimAnswer {
+    let refuse = |message: String| {
+        let e = ApiError::bad_request(message);
+        SimAnswer {
+            status: e.code(),
+            content_type: "application/json".into(),
+            body: e.status().to_string().into_bytes(),
+        }
+    };
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return refuse(format!("invalid method `{}`", method.escape_default()));
+    };
+    let uri: Uri = match uri.parse() {
+        Ok(u) => u,
+        Err(e) => {
+            return refuse(format!(
+                "invalid request target `{}`: {e}",
+                uri.escape_default()
+            ));
+        }
+    };
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            return refuse(format!(
+                "invalid header `{}: {}`",
+                name.escape_default(),
+                value.escape_default()
+            ));
+        };
+        map.append(n, v);
+    }
+    // A closed channel: nothing here waits on shutdown.
+    let (_, shutdown) = watch::channel(true);
+    let ctx = Ctx {
+        sim: sim.clone(),
+        server_address: "127.0.0.1:0".into(),
+        shutdown,
+    };
+    let response = match respond(&ctx, &method, &uri, &map, body, false) {
+        Respond::Now(r) | Respond::AfterHang(r) => r,
+    };
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    // Every answer but a streamed watch is already whole in memory, so this does not wait.
+    let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    SimAnswer {
+        status,
+        content_type,
+        body,
     }
 }
 
@@ -434,6 +551,19 @@ fn watch_response(ctx: &Ctx, req: &Request<'_>) -> Result<Response, ApiError> {
         stream.into_body(),
     )
         .into_response())
+}
+
+/// A watch answered in-process: the same checks as [`watch_response`] (a collection, valid
+/// selectors), then an empty 200.
+fn check_watch(req: &Request<'_>) -> Result<Response, ApiError> {
+    let Target::Collection { .. } = parse_target(req.path)? else {
+        return Err(ApiError::MethodNotAllowed {
+            message: "watch a collection (with fieldSelector=metadata.name=NAME for one object)"
+                .into(),
+        });
+    };
+    req.selectors()?;
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")]).into_response())
 }
 
 fn dispatch(
