@@ -764,3 +764,126 @@ async fn the_approve_button_continues_a_deployment_paused_at_a_gate() {
     served.shutdown().await;
     env.shutdown().await;
 }
+
+/// The local executor's events as Step Functions would record them (TaskStateExited
+/// with the state's output, WaitStateEntered with its input, the execution's end).
+#[derive(Default)]
+struct AsStepFunctions {
+    events: Vec<aws_sdk_sfn::types::HistoryEvent>,
+    types: std::collections::HashMap<String, canary_sfn::StateType>,
+}
+
+impl canary_sfn::Observer for AsStepFunctions {
+    fn on_event(&mut self, e: &canary_sfn::Event) {
+        use aws_sdk_sfn::types::{
+            HistoryEvent, HistoryEventType, StateEnteredEventDetails, StateExitedEventDetails,
+        };
+        use canary_sfn::{EventKind, StateType};
+        let event = |kind: HistoryEventType| {
+            HistoryEvent::builder()
+                .id(i64::try_from(self.events.len()).unwrap() + 1)
+                .timestamp(aws_sdk_sfn::primitives::DateTime::from_millis(e.at_millis))
+                .r#type(kind)
+        };
+        let built = match &e.kind {
+            EventKind::StateEntered {
+                state,
+                state_type,
+                input,
+            } => {
+                self.types.insert(state.clone(), *state_type);
+                (*state_type == StateType::Wait).then(|| {
+                    event(HistoryEventType::WaitStateEntered)
+                        .state_entered_event_details(
+                            StateEnteredEventDetails::builder()
+                                .name(state)
+                                .input(input.to_string())
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap()
+                })
+            }
+            EventKind::StateExited { state, output } => {
+                (self.types.get(state) == Some(&StateType::Task)).then(|| {
+                    event(HistoryEventType::TaskStateExited)
+                        .state_exited_event_details(
+                            StateExitedEventDetails::builder()
+                                .name(state)
+                                .output(output.to_string())
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap()
+                })
+            }
+            EventKind::ExecutionSucceeded { .. } => {
+                Some(event(HistoryEventType::ExecutionSucceeded).build().unwrap())
+            }
+            EventKind::ExecutionFailed { .. } => {
+                Some(event(HistoryEventType::ExecutionFailed).build().unwrap())
+            }
+            _ => None,
+        };
+        self.events.extend(built);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_execution_history_gives_the_timeline_with_its_exact_times() {
+    use canary_cli::dashboard::sfn::rows_of;
+    use canary_cli::harness::fixtures::FAULTY_ERROR_RATE;
+    let env = DemoEnv::start().await.unwrap();
+    env.deploy_versions(&[1]).await.unwrap();
+    env.sim.set_error_rate(&image(2), FAULTY_ERROR_RATE);
+    let mut history = AsStepFunctions::default();
+    let run = env
+        .deploy_doc(deploy_document(&image(2)), &env.invoker(), &mut history)
+        .await;
+    assert!(!run.succeeded());
+    let (timed, ended) = rows_of(&history.events);
+    assert!(ended, "the execution's end is in its history");
+    assert_eq!(timed.next_check, None, "no check is due after the end");
+    let rows = &timed.rows;
+    let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
+    assert_eq!(
+        states.first().copied(),
+        Some("RenderTemplate"),
+        "{states:?}"
+    );
+    assert_eq!(states.last().copied(), Some("Rollback"), "{states:?}");
+    // The check that caught it, with its numbers, at the weight it caught it.
+    let caught = rows
+        .iter()
+        .find(|r| {
+            r.verdict
+                .as_ref()
+                .is_some_and(|v| v.status == VerdictStatus::Unhealthy)
+        })
+        .unwrap_or_else(|| panic!("no unhealthy verdict: {rows:?}"));
+    assert_eq!(caught.weight, 10);
+    assert!(caught.bad);
+    assert!(
+        caught.note.contains("unhealthy: ") && caught.note.contains(" errors"),
+        "{}",
+        caught.note
+    );
+    // Times come from the history, in order, within the execution's run.
+    let start = rows[0].at_millis;
+    assert!(rows.windows(2).all(|w| w[0].at_millis <= w[1].at_millis));
+    assert!(rows.last().unwrap().at_millis - start <= run.duration_millis);
+    let end = rows.last().unwrap();
+    assert_eq!(end.weight, 0);
+    assert!(
+        end.note.contains("rolled back to yelb-appserver-1"),
+        "{}",
+        end.note
+    );
+    // While it ran, the Wait state said when the next check was due.
+    let (mid, _) = rows_of(&history.events[..history.events.len() / 2]);
+    let due = mid.next_check.expect("a Wait state before the middle");
+    assert!(due * 1000 >= start, "{due}");
+    env.shutdown().await;
+}
