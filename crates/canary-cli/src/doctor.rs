@@ -909,6 +909,132 @@ mod tests {
         assert!(xml_values(xml, "Nothing").is_empty());
     }
 
+    /// A cluster whose API server does not answer (a private endpoint seen from outside
+    /// its VPC): the line sends the reader to the functions' subnets.
+    #[tokio::test]
+    async fn an_unreachable_api_server_names_the_subnets_and_security_groups() {
+        use aws_credential_types::Credentials;
+        use aws_credential_types::provider::SharedCredentialsProvider;
+        use base64::Engine as _;
+        let sdk = SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            )))
+            .build();
+        let ctx = Ctx {
+            sdk: &sdk,
+            region: "us-east-1",
+            limit: Duration::from_secs(5),
+        };
+        let ca = include_str!("../../canary-kube/tests/support/test-ca.pem");
+        let endpoint = canary_kube::ClusterEndpoint {
+            name: "private".into(),
+            // a closed port: connection refused, as from outside the cluster's VPC
+            endpoint: "https://127.0.0.1:9".into(),
+            ca_data: base64::engine::general_purpose::STANDARD.encode(ca),
+        };
+        let check = ctx.api_server(&endpoint).await;
+        assert_eq!(check.what, "eks api private");
+        let line = check.line();
+        assert!(line.starts_with("FAIL"), "{line}");
+        assert!(
+            line.contains("https://127.0.0.1:9 could not be reached"),
+            "{line}"
+        );
+        assert!(line.contains("SubnetIds and SecurityGroupIds"), "{line}");
+    }
+
+    /// `--stack`: the shared stack's outputs and ClusterArns parameter (a stack in moto
+    /// with the same outputs) name what is checked.
+    #[tokio::test]
+    #[allow(clippy::unwrap_used, clippy::expect_used)]
+    async fn the_stack_names_the_bucket_the_state_machine_and_the_clusters() {
+        use canary_testkit::{MotoServer, unique_name};
+        let moto = MotoServer::shared().unwrap();
+        let sdk = moto.sdk_config().await;
+        let bucket = unique_name("doctor-stack");
+        aws_sdk_s3::Client::new(&sdk)
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        let machine = aws_sdk_sfn::Client::new(&sdk)
+            .create_state_machine()
+            .name(unique_name("canary"))
+            .definition(r#"{"StartAt":"Done","States":{"Done":{"Type":"Succeed"}}}"#)
+            .role_arn("arn:aws:iam::123456789012:role/canary-sfn")
+            .send()
+            .await
+            .unwrap()
+            .state_machine_arn()
+            .to_owned();
+        let stack = unique_name("eks-canary");
+        let cluster = unique_name("absent");
+        let template = serde_json::json!({
+            "Parameters": {"ClusterArns": {"Type": "String"}},
+            "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+            "Outputs": {
+                "BucketName": {"Value": bucket},
+                "StateMachineArn": {"Value": machine},
+            },
+        })
+        .to_string();
+        let arns = format!("arn:aws:eks:us-east-1:123456789012:cluster/{cluster}");
+        let created = query(
+            &sdk,
+            "us-east-1",
+            "cloudformation",
+            &[
+                ("Action", "CreateStack"),
+                ("StackName", &stack),
+                ("TemplateBody", &template),
+                ("Parameters.member.1.ParameterKey", "ClusterArns"),
+                ("Parameters.member.1.ParameterValue", &arns),
+                ("Version", "2010-05-15"),
+            ],
+        )
+        .await;
+        assert!(created.is_ok(), "CreateStack failed");
+        let args = DoctorArgs {
+            stack: Some(stack.clone()),
+            bucket: None,
+            prefix: "state/".into(),
+            state_machine: None,
+            clusters: Vec::new(),
+            region: None,
+            deploy_json: None,
+            timeout: 10.0,
+        };
+        let checks = run_checks(&sdk, &args, None).await;
+        let lines: Vec<String> = checks.iter().map(Check::line).collect();
+        let text = lines.join("\n");
+        let find = |start: &str| {
+            lines
+                .iter()
+                .find(|l| l.starts_with(start))
+                .cloned()
+                .unwrap_or_else(|| format!("no line `{start}` in:\n{text}"))
+        };
+        let cfn = find("ok    cloudformation");
+        assert!(cfn.starts_with("ok") && cfn.contains(&stack), "{text}");
+        assert!(
+            find(&format!("ok    s3 list {bucket}")).starts_with("ok"),
+            "{text}"
+        );
+        assert!(find("ok    states").starts_with("ok"), "{text}");
+        let eks = find(&format!("FAIL  eks {cluster}"));
+        assert!(
+            eks.starts_with("FAIL") && eks.contains("no cluster"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn cluster_names_come_from_the_stacks_arns() {
         assert_eq!(
