@@ -132,7 +132,8 @@ pub struct EksSource {
     namespace: String,
     policy: RequestPolicy,
     tokens: TokenCache,
-    client: Mutex<Option<kube::Client>>,
+    /// The client built for the current token, and that token.
+    client: Mutex<Option<(kube::Client, String)>>,
 }
 
 impl std::fmt::Debug for EksSource {
@@ -140,26 +141,55 @@ impl std::fmt::Debug for EksSource {
         f.debug_struct("EksSource")
             .field("endpoint", &self.endpoint)
             .field("namespace", &self.namespace)
-            .finish()
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
     }
 }
 
 impl ClientSource {
     /// The client to send the next request with.
     pub async fn client(&self) -> Result<kube::Client> {
+        Ok(self.client_and_token().await?.0)
+    }
+
+    /// The client to send the next request with, and the EKS token it carries (none for a
+    /// static client).
+    async fn client_and_token(&self) -> Result<(kube::Client, Option<String>)> {
         match self {
-            Self::Static(c) => Ok(c.clone()),
+            Self::Static(c) => Ok((c.clone(), None)),
             Self::Eks(e) => {
                 let mut cached = e.client.lock().await;
                 let (token, fresh) = e.tokens.get(SystemTime::now()).await?;
-                if let (Some(c), false) = (cached.as_ref(), fresh) {
-                    return Ok(c.clone());
+                if let (Some((c, t)), false) = (cached.as_ref(), fresh)
+                    && *t == token.token
+                {
+                    return Ok((c.clone(), Some(token.token)));
                 }
                 let client =
                     client_for_endpoint(&e.endpoint, &token.token, &e.namespace, &e.policy).await?;
-                *cached = Some(client.clone());
-                Ok(client)
+                *cached = Some((client.clone(), token.token.clone()));
+                Ok((client, Some(token.token)))
             }
+        }
+    }
+
+    /// The API server answered 401 to `token`: forget it and the client carrying it, so
+    /// that the next request signs a new one.
+    async fn token_rejected(&self, token: &str) {
+        if let Self::Eks(e) = self {
+            let mut cached = e.client.lock().await;
+            if cached.as_ref().is_some_and(|(_, t)| t == token) {
+                *cached = None;
+            }
+            e.tokens.reject(token).await;
+        }
+    }
+
+    /// The cluster's name, for an EKS source.
+    fn cluster_name(&self) -> Option<&str> {
+        match self {
+            Self::Static(_) => None,
+            Self::Eks(e) => Some(&e.endpoint.name),
         }
     }
 }
@@ -392,18 +422,20 @@ impl Cluster {
 
     /// Sends one logical request: `send` is called with a client for each try; busy
     /// (5xx, 429), silent (timeout) and unreachable servers are retried as the policy
-    /// says; anything else is returned at once.
+    /// says; a 401 to an EKS token drops the token and is sent once more with a new one
+    /// (a second 401 is an error naming the cluster); anything else is returned at once.
     pub(crate) async fn call<T, F, Fut>(&self, what: &str, write: bool, send: F) -> Result<T>
     where
         F: Fn(kube::Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, kube::Error>>,
     {
         let policy = self.inner.policy;
-        let attempts = policy.attempts.max(1);
+        let mut attempts = policy.attempts.max(1);
         let mut tries = 0;
+        let mut reauthenticated = false;
         loop {
             tries += 1;
-            let client = self.inner.source.client().await?;
+            let (client, token) = self.inner.source.client_and_token().await?;
             self.inner.stats.record(write, tries > 1);
             let outcome = tokio::time::timeout(policy.timeout, send(client)).await;
             let err = match outcome {
@@ -415,6 +447,16 @@ impl Cluster {
                     tries,
                 },
             };
+            if let (Error::ApiRefused { code: 401, .. }, Some(token)) = (&err, &token) {
+                if reauthenticated {
+                    return Err(unauthorized(err, self.inner.source.cluster_name()));
+                }
+                // The one extra try does not count against the policy's attempts.
+                reauthenticated = true;
+                attempts = attempts.saturating_add(1);
+                self.inner.source.token_rejected(token).await;
+                continue;
+            }
             let retry = matches!(
                 err,
                 Error::ApiTransient { .. } | Error::Timeout { .. } | Error::Connect { .. }
@@ -446,6 +488,27 @@ impl EksSource {
             tokens: cache,
             client: Mutex::new(None),
         }
+    }
+}
+
+/// A 401 to a freshly signed token: the credentials themselves are refused.
+fn unauthorized(err: Error, cluster: Option<&str>) -> Error {
+    let cluster = cluster.unwrap_or("?");
+    match err {
+        Error::ApiRefused {
+            what,
+            code,
+            reason,
+            message,
+        } => Error::ApiRefused {
+            what,
+            code,
+            reason,
+            message: format!(
+                "{message}; EKS cluster `{cluster}` refused a freshly signed token too: does this role have an access entry on the cluster? (scripts/grant-cluster-access --cluster {cluster} --namespace NS)"
+            ),
+        },
+        other => other,
     }
 }
 

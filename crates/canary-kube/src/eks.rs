@@ -19,6 +19,11 @@
 //! from an in-memory kubeconfig); [`crate::client::ClientSource`] builds a new client
 //! when the cached token is about to expire, instead of a custom auth layer: the only
 //! cost is a new connection every ~14 minutes, and the code stays plain kube-rs.
+//!
+//! A 401 from the API server means the cached token is no longer accepted (credentials
+//! rotated, a clock far off): [`crate::client::Cluster`] then drops it
+//! ([`TokenCache::reject`]) and sends the request once more with a freshly signed one; a
+//! second 401 is an error naming the cluster, not a loop.
 
 use std::time::{Duration, SystemTime};
 
@@ -202,8 +207,10 @@ impl Default for TokenPolicy {
     }
 }
 
-/// A token and when it stops being used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A token and when it stops being used. Its `Debug` shows the times and the token's
+/// length, never the token: it is a bearer credential (the presigned URL inside carries
+/// the access key id and, with temporary credentials, the session token).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Token {
     /// `k8s-aws-v1.…`.
     pub token: String,
@@ -211,6 +218,25 @@ pub struct Token {
     pub signed_at: SystemTime,
     /// When it must no longer be sent.
     pub expires_at: SystemTime,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("token", &Redacted(self.token.len()))
+            .field("signed_at", &self.signed_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// What `Debug` shows in place of a token: its length only.
+struct Redacted(usize);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<redacted, {} characters>", self.0)
+    }
 }
 
 impl Token {
@@ -223,8 +249,9 @@ impl Token {
     }
 }
 
-/// Signs tokens for one cluster and keeps the current one until shortly before it expires.
-#[derive(Debug)]
+/// Signs tokens for one cluster and keeps the current one until shortly before it
+/// expires, or until the API server refuses it ([`TokenCache::reject`]). Its `Debug`
+/// shows the cluster, the policy and the current token's expiry, never the token.
 pub struct TokenCache {
     cluster: String,
     region: String,
@@ -247,6 +274,20 @@ impl TokenCache {
             credentials,
             policy,
             current: Mutex::new(None),
+        }
+    }
+
+    /// Forgets the current token if it is `rejected` (the API server answered 401 to it),
+    /// so that the next [`TokenCache::get`] signs a new one. A token signed meanwhile by
+    /// another request is kept. True when the token was dropped.
+    pub async fn reject(&self, rejected: &str) -> bool {
+        let mut current = self.current.lock().await;
+        if current.as_ref().is_some_and(|t| t.token == rejected) {
+            *current = None;
+            tracing::info!(cluster = %self.cluster, "the API server refused the EKS token (401); a new one will be signed");
+            true
+        } else {
+            false
         }
     }
 
@@ -281,6 +322,21 @@ impl TokenCache {
         tracing::debug!(cluster = %self.cluster, lifetime_s = lifetime.as_secs(), "signed a new EKS token");
         *current = Some(fresh.clone());
         Ok((fresh, true))
+    }
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let current = match self.current.try_lock() {
+            Ok(t) => format!("{:?}", t.as_ref().map(|t| t.expires_at)),
+            Err(_) => "<in use>".to_owned(),
+        };
+        f.debug_struct("TokenCache")
+            .field("cluster", &self.cluster)
+            .field("region", &self.region)
+            .field("policy", &self.policy)
+            .field("current_expires_at", &current)
+            .finish_non_exhaustive()
     }
 }
 
@@ -327,6 +383,59 @@ mod tests {
             at(1_714_979_289),
         )?;
         assert!(url.contains("X-Amz-Security-Token=tok%2Fen%2B"), "{url}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn debug_output_never_shows_the_token_nor_its_base64_body() -> Result<()> {
+        let cache = TokenCache::new(
+            "demo",
+            "eu-west-1",
+            SharedCredentialsProvider::new(creds(Some("SESSIONTOKENSECRET"))),
+            TokenPolicy::default(),
+        );
+        let (token, _) = cache.get(at(1_714_979_289)).await?;
+        let body = token.token.strip_prefix(TOKEN_PREFIX).unwrap_or_default();
+        assert!(body.len() > 100, "{}", token.token.len());
+        for shown in [
+            format!("{token:?}"),
+            format!("{token:#?}"),
+            format!("{cache:?}"),
+            format!("{cache:#?}"),
+        ] {
+            assert!(!shown.contains(&token.token), "{shown}");
+            assert!(!shown.contains(&body[..40]), "{shown}");
+            assert!(
+                !shown.contains("SESSIONTOKENSECRET") && !shown.contains("AKIDEXAMPLE"),
+                "{shown}"
+            );
+        }
+        let shown = format!("{token:?}");
+        assert!(
+            shown.contains("redacted") && shown.contains("expires_at"),
+            "{shown}"
+        );
+        assert!(format!("{cache:?}").contains("current_expires_at: \"Some("));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_rejected_token_is_dropped_and_only_that_token() -> Result<()> {
+        let cache = TokenCache::new(
+            "demo",
+            "eu-west-1",
+            SharedCredentialsProvider::new(creds(None)),
+            TokenPolicy::default(),
+        );
+        let (first, _) = cache.get(at(1_000)).await?;
+        assert!(!cache.reject("k8s-aws-v1.someone-else").await);
+        let (same, fresh) = cache.get(at(1_001)).await?;
+        assert!(!fresh);
+        assert_eq!(same, first);
+        assert!(cache.reject(&first.token).await);
+        let (next, fresh) = cache.get(at(1_002)).await?;
+        assert!(fresh, "a new token is signed after a rejection");
+        assert_ne!(next.token, first.token);
         Ok(())
     }
 
