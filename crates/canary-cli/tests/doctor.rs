@@ -215,3 +215,108 @@ fn nothing_to_check_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(out(&o).contains("--stack"), "{}", out(&o));
 }
+
+/// The yelb-appserver deploy.json with a Prometheus source at `url`, in `dir`.
+fn prometheus_deploy_json(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let fixture = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/yelb/yelb-appserver/deploy.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    doc["metrics"] = serde_json::json!({"source": "prometheus", "url": url, "preset": "istio"});
+    let path = dir.join("deploy.json");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+/// A Prometheus HTTP API on loopback that answers every query with one sample; returns
+/// its URL and the request lines it saw.
+fn fake_prometheus() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap();
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap() == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            log.lock().unwrap().push(first.trim().to_owned());
+            let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1767225600,"1"]}]}}"#;
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn the_prometheus_source_of_deploy_json_is_queried() {
+    let (bucket, machine) = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = fake_prometheus();
+    let deploy = prometheus_deploy_json(dir.path(), &url);
+    let o = doctor(
+        &[
+            "--bucket",
+            &bucket,
+            "--state-machine",
+            &machine,
+            "--deploy-json",
+            deploy.to_str().unwrap(),
+            "--cluster",
+            "blogpost",
+            "--timeout",
+            "5",
+        ],
+        &[],
+    );
+    let text = out(&o);
+    // the deploy.json's cluster is not in moto: that line fails, the source's passes
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(line(&text, "ok    prometheus").contains(&url), "{text}");
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with("GET /api/v1/query?")),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    // deploy.json's cluster_name is the one given with --cluster: checked once
+    assert_eq!(text.matches("FAIL  eks blogpost").count(), 1, "{text}");
+
+    // nothing listening: what to open
+    let closed = prometheus_deploy_json(dir.path(), "http://127.0.0.1:9");
+    let o = doctor(
+        &[
+            "--bucket",
+            &bucket,
+            "--state-machine",
+            &machine,
+            "--deploy-json",
+            closed.to_str().unwrap(),
+            "--timeout",
+            "5",
+        ],
+        &[],
+    );
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let prom = line(&text, "FAIL  prometheus");
+    assert!(
+        prom.contains("http://127.0.0.1:9 must be reachable from the functions' subnets"),
+        "{prom}"
+    );
+}
