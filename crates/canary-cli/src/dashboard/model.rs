@@ -293,6 +293,9 @@ pub struct Group {
     pub listing: Listing,
     pub timelines: Option<Arc<dyn TimelineSource>>,
     samples: Mutex<HashMap<(String, u32), Samples>>,
+    /// Records that have ended (they never change again), so that a poll reads only
+    /// the running one.
+    ended: Mutex<HashMap<(String, u32), Record>>,
 }
 
 /// What the dashboard saw of one deployment while polling.
@@ -313,6 +316,7 @@ impl Group {
             listing,
             timelines: None,
             samples: Mutex::new(HashMap::new()),
+            ended: Mutex::new(HashMap::new()),
         }
     }
 
@@ -359,7 +363,7 @@ impl Group {
     pub async fn read_service(&self, svc: &ServiceRef, now: i64) -> Result<ServiceView, CliError> {
         let status = self.store.status(svc).await?;
         let abort = self.store.abort_requested(svc).await?;
-        let records = self.store.history(svc).await?;
+        let records = self.records(svc).await?;
         let mut history = Vec::with_capacity(records.len());
         for r in &records {
             history.push(self.deployment(svc, r, now).await);
@@ -377,6 +381,43 @@ impl Group {
             abort,
             history,
         })
+    }
+
+    /// Every record of `svc`, newest first. Over S3 the history is listed and only the
+    /// records not seen ended yet are read; elsewhere it is read whole.
+    async fn records(&self, svc: &ServiceRef) -> Result<Vec<Record>, CliError> {
+        let Listing::Objects { objects, prefix } = &self.listing else {
+            return Ok(self.store.history(svc).await?);
+        };
+        let dir = format!("{}{svc}/history/", normalized_prefix(prefix));
+        let mut versions: Vec<u32> = objects
+            .list(&dir)
+            .await?
+            .iter()
+            .filter_map(|k| k.strip_prefix(&dir)?.strip_suffix(".json")?.parse().ok())
+            .collect();
+        versions.sort_unstable_by(|a, b| b.cmp(a));
+        let mut out = Vec::with_capacity(versions.len());
+        for v in versions {
+            let key = (svc.to_string(), v);
+            let cached = self.ended.lock().ok().and_then(|m| m.get(&key).cloned());
+            let record = match cached {
+                Some(r) => r,
+                None => {
+                    let Some(r) = self.store.record(svc, v).await? else {
+                        continue;
+                    };
+                    if r.outcome.is_some()
+                        && let Ok(mut m) = self.ended.lock()
+                    {
+                        m.insert(key, r.clone());
+                    }
+                    r
+                }
+            };
+            out.push(record);
+        }
+        Ok(out)
     }
 
     /// One deployment's view, with its timeline from the best source there is.

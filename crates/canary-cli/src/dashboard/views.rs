@@ -203,7 +203,7 @@ fn service(out: &mut String, group: usize, s: &ServiceView, board: &Board) {
     {
         buttons(out, group, s, d);
     }
-    for (i, d) in s.history.iter().enumerate() {
+    for (i, d) in s.history.iter().take(MAX_TIMELINES).enumerate() {
         let open = if i == 0 { " open" } else { "" };
         let status = match &d.outcome {
             Some(o) => outcome_text(o),
@@ -224,6 +224,9 @@ fn service(out: &mut String, group: usize, s: &ServiceView, board: &Board) {
     }
     out.push_str("</article>");
 }
+
+/// Deployments shown with their timeline (the newest); the history table lists all.
+const MAX_TIMELINES: usize = 10;
 
 fn fact(out: &mut String, name: &str, html: &str, class: &str) {
     let _ = write!(out, "<dt>{name}</dt><dd class=\"{class}\">{html}</dd>");
