@@ -139,6 +139,8 @@ pub async fn main(args: ProxyArgs) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();
+    // As in Lambda: the metrics of each decision as EMF lines on standard output.
+    canary_lambda::emf::enable();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -34,10 +34,9 @@
 //! collapsed (how many checks fit in a step depends on real time in moto), and so must
 //! the final status and error.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -128,11 +127,23 @@ fn free_port() -> u16 {
 struct Proxy {
     child: Child,
     log: PathBuf,
+    out: PathBuf,
 }
 
 impl Proxy {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The CloudWatch Embedded Metric Format lines the functions wrote to standard
+    /// output, as Lambda would send them to CloudWatch Logs.
+    fn emf_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.get("_aws").is_some())
+            .collect()
     }
 }
 
@@ -356,7 +367,8 @@ fn start_proxy(
     function_env: &[(&str, &str)],
 ) -> Proxy {
     let log = dir.join("proxy.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_canary"))
+    let out = dir.join("proxy.out");
+    let child = Command::new(env!("CARGO_BIN_EXE_canary"))
         .args(["lambda-proxy", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--forward", forward, "--bucket", bucket])
         .args(["--stop-grace-secs", &STOP_GRACE_SECS.to_string()])
@@ -365,15 +377,23 @@ fn start_proxy(
         .envs(moto.env())
         .envs(function_env.iter().copied())
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
+        .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let proxy = Proxy { child, log };
+    // Its first line says it listens; the EMF lines of the functions follow.
+    let started = Instant::now();
+    let line = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if let Some(first) = text.lines().next().filter(|_| text.contains('\n')) {
+            break first.to_owned();
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            break String::new();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let proxy = Proxy { child, log, out };
     assert!(
         line.starts_with("lambda-proxy listening on http://127.0.0.1:"),
         "the proxy did not start: {line:?}\n{}",
@@ -691,6 +711,37 @@ async fn a_healthy_canary_is_promoted_in_moto_and_takes_the_local_executors_path
         .collect();
     assert_eq!(weights.last(), Some(&100), "weights of v2: {weights:?}");
     assert!(weights.contains(&25) && weights.contains(&50) && weights.contains(&75));
+
+    // The functions' logs carry the numbers of each decision as EMF: the weight after
+    // each shift and at the end, and each check's canary numbers.
+    let emf = stack.proxy.emf_lines();
+    let of_v2: Vec<&Value> = emf.iter().filter(|l| l["CanaryVersion"] == 2).collect();
+    let weights_logged: Vec<u64> = of_v2
+        .iter()
+        .filter(|l| l["Decision"] == "shift")
+        .filter_map(|l| l["CanaryWeight"].as_f64().map(|w| w as u64))
+        .collect();
+    assert_eq!(weights_logged, [25, 50, 75, 100], "{of_v2:?}");
+    let checks: Vec<&&Value> = of_v2.iter().filter(|l| l["Decision"] == "check").collect();
+    assert!(!checks.is_empty(), "{of_v2:?}");
+    for c in &checks {
+        let metrics = c["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        for m in metrics {
+            let name = m["Name"].as_str().unwrap();
+            assert!(c[name].is_number(), "{name} has no value in {c}");
+        }
+        assert!(
+            c["CanaryErrors"].is_number() && c["Service"] == SERVICE,
+            "{c}"
+        );
+    }
+    assert!(
+        of_v2
+            .iter()
+            .any(|l| l["Decision"] == "promoted" && l["CanaryWeight"] == 100.0)
+    );
 
     let local = LocalStack::start().await;
     local.run("yelb-appserver-1", &deploy_json(1)).await;

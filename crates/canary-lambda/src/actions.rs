@@ -168,6 +168,11 @@ impl Task {
         tracing::info!(?status, %reason, "deployment finished");
         let at = self.deployment.weight;
         self.deployment.finished(status, reason.clone());
+        let word = match status {
+            OutcomeStatus::Promoted => "promoted",
+            OutcomeStatus::RolledBack => "rolled_back",
+        };
+        crate::emf::emit(&svc, &self.deployment, word, services.clock.now_millis());
         let decision = match status {
             OutcomeStatus::Promoted => Decision::Promoted,
             OutcomeStatus::RolledBack => Decision::RolledBack { reason, weight: at },

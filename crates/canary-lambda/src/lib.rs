@@ -19,6 +19,7 @@
 
 mod actions;
 mod connect;
+pub mod emf;
 mod error;
 mod event;
 pub mod holders;

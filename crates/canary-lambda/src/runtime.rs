@@ -80,6 +80,7 @@ where
     Fut: Future<Output = Result<Value, HandlerError>> + Send,
 {
     init_tracing();
+    crate::emf::enable();
     let services = services_from_env().await?;
     tracing::info!(function = name, "cold start");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

@@ -72,6 +72,12 @@ impl Task {
             )
             .await?;
         let to = self.deployment.weight;
+        crate::emf::emit(
+            &self.service_ref(),
+            &self.deployment,
+            "shift",
+            services.clock.now_millis(),
+        );
         crate::notify(services, self, Decision::Shifted { from, to }).await;
         Ok(())
     }

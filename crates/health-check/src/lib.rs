@@ -20,14 +20,14 @@
 //! goes back.
 
 use canary_core::Verdict;
+use canary_core::VerdictStatus;
 use canary_core::decide::{InlineChecks, Requests};
 use canary_core::execution::Next;
 use canary_core::execution::{ActionKind, OperatorAction};
+use canary_core::notify::Decision;
 use canary_core::timing::{
     CHECK_INLINE_BUDGET_SECONDS, CHECK_INLINE_MAX_WAIT_SECONDS, seconds_setting,
 };
-use canary_core::VerdictStatus;
-use canary_core::notify::Decision;
 use canary_lambda::{HandlerError, HandlerResult, Services, Task, handle_task, notify, pause};
 use serde_json::Value;
 
@@ -71,6 +71,12 @@ pub async fn run_with(
     loop {
         let now = services.clock.now_secs();
         let actions = check_once(services, &mut task, now).await?;
+        canary_lambda::emf::emit(
+            &task.service_ref(),
+            &task.deployment,
+            "check",
+            services.clock.now_millis(),
+        );
         notify_check(services, &task, &actions).await;
         task.deployment.actions.extend(actions);
         if task.deployment.next == Next::Shift {
