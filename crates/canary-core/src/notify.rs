@@ -5,10 +5,14 @@
 //! AWS Chatbot, now Amazon Q Developer in chat applications).
 //!
 //! Every notification carries a stable id, derived only from the execution, the kind of
-//! decision (and, for a gate, its name) and the deployment's progress counters (step,
-//! checks, weight). A task retried with the same input document therefore sends the same
-//! id again, never a second distinct message; two decisions of one execution that
-//! differ in kind or in any counter never share an id.
+//! decision (and, for a gate, its name) and the deployment's progress counters: the
+//! step and the weight, and for a verdict (unhealthy, hold) the check count too. A task
+//! retried with the same input document therefore sends the same id again, never a
+//! second distinct message; two decisions of one execution that differ in kind or in
+//! one of those counters never share an id. A shift is not told apart by the check
+//! count: a health-check retried later may run one more check inside its invocation
+//! before the same shift, which is still the same decision (the move to
+//! `schedule[step]`).
 
 use serde_json::{Map, Value, json};
 
@@ -198,6 +202,9 @@ pub struct Notification {
     pub detail: Value,
     /// The SNS message body in AWS Chatbot's custom-notification format.
     pub chatbot: Value,
+    /// When the decision was taken (Unix seconds): the EventBridge event's `time`. Not
+    /// part of `detail` or `chatbot`, so that a retried task sends the same message.
+    pub time: i64,
 }
 
 impl Notification {
@@ -225,22 +232,25 @@ impl Notification {
 }
 
 /// The stable id of `decision` in the deployment `d`: `<hash of the execution>-<kind>-
-/// s<step>-c<checks>-w<weight>` (with a hash of the gate's name for gate decisions).
-/// Within one execution the id is injective over (kind, gate, step, checks, weight);
-/// across executions the 64-bit hash of the execution makes a clash negligible.
+/// s<step>-w<weight>`, with `-c<checks>` for a verdict (unhealthy, hold) and a hash of
+/// the gate's name for a gate's decisions. Within one execution the id is injective over
+/// those parts; across executions the 64-bit hash of the execution makes a clash
+/// negligible.
 pub fn notification_id(d: &Deployment, decision: &Decision) -> String {
     progress_id(&Progress::of(d), decision)
 }
 
 fn progress_id(d: &Progress<'_>, decision: &Decision) -> String {
     let mut id = format!(
-        "{:016x}-{}-s{}-c{}-w{}",
+        "{:016x}-{}-s{}-w{}",
         fnv1a64(d.execution.as_bytes()),
         decision.kind(),
         d.step,
-        d.checks,
         decision.weight(d)
     );
+    if matches!(decision, Decision::Unhealthy | Decision::Hold) {
+        id.push_str(&format!("-c{}", d.checks));
+    }
     if let Some(gate) = decision.discriminator() {
         id.push_str(&format!("-g{:016x}", fnv1a64(gate.as_bytes())));
     }
@@ -376,7 +386,6 @@ pub fn notification_of_progress(
     }
     detail.insert("execution".into(), json!(d.execution));
     detail.insert("console".into(), json!(console));
-    detail.insert("time".into(), json!(now));
 
     let chatbot = chatbot_message(
         service, namespace, cluster, d, decision, &id, &reason, console,
@@ -387,6 +396,7 @@ pub fn notification_of_progress(
         detail_type: decision.detail_type().to_owned(),
         detail: Value::Object(detail),
         chatbot,
+        time: now,
     }
 }
 
@@ -505,7 +515,8 @@ pub fn console_link(execution: &str, region: &str) -> Option<String> {
     } else {
         parts[3]
     };
-    if region.is_empty() {
+    // The local executor's executions (`arn:aws:states:local:...`) have no console.
+    if region.is_empty() || region == "local" {
         return None;
     }
     Some(format!(
@@ -677,6 +688,13 @@ mod tests {
             );
             assert_eq!(a.id, b.id);
             assert_eq!(a, b);
+            // A retry later on sends the same message; only the event's time differs.
+            let later = notification("svc", "ns", "c", &d, &decision, "eu-west-1", 500);
+            assert_eq!(
+                (&later.id, &later.detail, &later.chatbot),
+                (&a.id, &a.detail, &a.chatbot)
+            );
+            assert_eq!(later.time, 500);
         }
     }
 
@@ -707,6 +725,18 @@ mod tests {
         other.weight = 50;
         assert!(ids.insert(notification_id(&other, &Decision::Hold)));
         assert!(ids.insert(notification_id(&d, &Decision::Unhealthy)));
+
+        // A shift retried after one more check inside the invocation is the same shift.
+        let shift = Decision::Shifted { from: 0, to: 10 };
+        let mut retried = d.clone();
+        retried.checks += 1;
+        assert_eq!(
+            notification_id(&retried, &shift),
+            notification_id(&d, &shift)
+        );
+        let mut next = d.clone();
+        next.step += 1;
+        assert_ne!(notification_id(&next, &shift), notification_id(&d, &shift));
     }
 
     #[test]
@@ -733,6 +763,11 @@ mod tests {
                         reason: String::new(),
                     });
                     for decision in decisions {
+                        // Only a verdict is told apart by the check count: the others
+                        // are counted at the first check only.
+                        if checks > 0 && !matches!(decision, Decision::Unhealthy | Decision::Hold) {
+                            continue;
+                        }
                         // Decisions that carry their own weight are placed at d.weight.
                         let decision = match decision {
                             Decision::Shifted { from, .. } => {
@@ -783,7 +818,8 @@ mod tests {
         assert_eq!(det["verdict"]["status"], "unhealthy");
         assert_eq!(det["execution"], ARN);
         assert_eq!(det["id"], n.id.as_str());
-        assert_eq!(det["time"], 77);
+        assert_eq!(n.time, 77);
+        assert_eq!(det.get("time"), None, "a retry later sends the same detail");
         // The ARN's region wins over the one given.
         assert_eq!(
             det["console"],
@@ -805,6 +841,8 @@ mod tests {
         let n = notification("s", "n", "c", &d, &Decision::Started, "eu-west-1", 0);
         assert_eq!(n.detail["console"], Value::Null);
         assert_eq!(console_link("arn:aws:s3:::bucket", "eu-west-1"), None);
+        let local = "arn:aws:states:local:000000000000:execution:canary-deployment:demo-2";
+        assert_eq!(console_link(local, "eu-west-1"), None);
     }
 
     #[test]

@@ -150,7 +150,8 @@ impl AwsNotifier {
             .source(&n.source)
             .detail_type(&n.detail_type)
             .detail(n.detail.to_string())
-            .event_bus_name(&self.bus);
+            .event_bus_name(&self.bus)
+            .time(aws_sdk_eventbridge::primitives::DateTime::from_secs(n.time));
         if let Some(arn) = n
             .detail
             .get("execution")
