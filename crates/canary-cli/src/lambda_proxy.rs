@@ -132,12 +132,16 @@ struct Proxy {
 
 /// Runs `canary lambda-proxy` until Ctrl-C; errors are printed. Exit code 1 on failure.
 pub async fn main(args: ProxyArgs) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    // The functions' filter, with the signing crates capped as in the functions.
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(canary_lambda::runtime::log_filter(&spec))
         .with_writer(std::io::stderr)
         .with_ansi(false)
+        .finish()
+        .with(canary_lambda::runtime::CredentialGuard)
         .try_init();
     // As in Lambda: the metrics of each decision as EMF lines on standard output.
     canary_lambda::emf::enable();
