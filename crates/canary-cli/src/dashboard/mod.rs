@@ -255,7 +255,10 @@ pub async fn demo_dashboard(
     }
     Ok((
         Dashboard {
-            title: "eks-canary demo: four deployments on a simulated cluster".into(),
+            title: format!(
+                "eks-canary demo: {} deployments on a simulated cluster",
+                scenarios.len()
+            ),
             groups,
             read_only,
             by: who(None)?,

@@ -669,5 +669,158 @@ fn add_operator_rows(rows: &mut Vec<Row>, view: &DeploymentView) {
         return;
     }
     rows.extend(added);
-    rows.sort_by_key(|row| row.at_millis);
+    // At the same second a person's action came first (the check then applied it),
+    // and a gate's pause came after (the check decided it).
+    rows.sort_by_key(|row| {
+        let order = match row.state.as_str() {
+            "Operator" => 0,
+            "Gate" => 2,
+            _ => 1,
+        };
+        (row.at_millis, order)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use canary_store::Finish;
+
+    use super::*;
+
+    fn verdict(status: VerdictStatus, errors: f64, reason: &str) -> Verdict {
+        Verdict {
+            status,
+            errors,
+            requests: Some(100.0),
+            error_rate: Some(errors),
+            window_seconds: 300,
+            datapoints: 5,
+            version: Some(2),
+            latency_ms: None,
+            comparison: None,
+            stable: None,
+            reason: reason.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deployment_seen_while_it_runs_is_sampled_at_each_change_and_ends_marked() {
+        let store = DeploymentStore::memory();
+        let svc = ServiceRef::new("c", "n", "web");
+        let group = Group::new("g", store.clone(), Listing::Fixed(vec![svc.clone()]));
+        let t = 1_000_000;
+        store.take_lock(&svc, "e1", t).await.unwrap();
+        store.begin(&svc, "e1", "repo/web:1", t).await.unwrap();
+        let lock = store.take_lock(&svc, "e1", t).await.unwrap();
+        let ok = verdict(VerdictStatus::Healthy, 0.0, "fine");
+        store
+            .record_progress(&svc, "e1", 1, 10, Some(&ok), t + 60)
+            .await
+            .unwrap();
+
+        // First seen: what the record says, its check's time estimated.
+        let first = group.read(0, t + 61).await;
+        let d = first.services[0].running.clone().expect("running");
+        assert!(!d.exact_times);
+        assert_eq!(
+            d.timeline.first().map(|r| r.state.as_str()),
+            Some("Started")
+        );
+        assert_eq!(d.last_verdict().map(|v| v.reason.as_str()), Some("fine"));
+
+        // A shift and a bad check: each sampled at the record's time, in order.
+        store
+            .record_progress(&svc, "e1", 1, 20, None, t + 120)
+            .await
+            .unwrap();
+        group.read(0, t + 121).await;
+        let bad = verdict(VerdictStatus::Unhealthy, 7.0, "7 errors: too many");
+        store
+            .record_progress(&svc, "e1", 1, 20, Some(&bad), t + 180)
+            .await
+            .unwrap();
+        let seen = group.read(0, t + 181).await;
+        let rows = &seen.services[0].running.as_ref().unwrap().timeline;
+        let tail: Vec<(i64, u8, bool)> = rows
+            .iter()
+            .rev()
+            .take(2)
+            .map(|r| (r.at_millis / 1000 - t, r.weight, r.bad))
+            .collect();
+        assert_eq!(tail, vec![(180, 20, true), (120, 20, false)], "{rows:?}");
+
+        store
+            .finish_rolled_back(
+                &svc,
+                &Finish {
+                    execution: "e1".into(),
+                    lock_token: lock.token,
+                    version: 1,
+                    image: "repo/web:1".into(),
+                    started_at: t,
+                    ended_at: t + 200,
+                    max_weight: 20,
+                    verdicts: vec![ok, bad],
+                    reason: "rolled back at 20%: 7 errors".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let ended = group.read(0, t + 201).await;
+        let s = &ended.services[0];
+        assert!(s.running.is_none() && s.lock.is_none());
+        let d = &s.history[0];
+        assert_eq!(d.outcome.as_deref(), Some("rolled_back"));
+        let end = d.timeline.last().unwrap();
+        assert_eq!(
+            (end.state.as_str(), end.weight, end.at_millis / 1000 - t),
+            ("Ended", 0, 200)
+        );
+        assert_eq!(d.timeline.iter().filter(|r| r.state == "Ended").count(), 1);
+    }
+
+    #[test]
+    fn a_record_alone_gives_start_checks_in_order_and_end() {
+        let r = Record {
+            version: 3,
+            execution: "e3".into(),
+            image: "i:3".into(),
+            previous_version: Some(2),
+            previous_image: Some("i:2".into()),
+            started_at: 100,
+            ended_at: Some(400),
+            outcome: Some(canary_core::Outcome {
+                status: OutcomeStatus::Promoted,
+                reason: "promoted".into(),
+            }),
+            weight: 100,
+            max_weight: 100,
+            verdicts: vec![
+                verdict(VerdictStatus::Healthy, 0.0, "a"),
+                verdict(VerdictStatus::Hold, 0.0, "b"),
+            ],
+            manifest_key: "m".into(),
+            updated_at: 400,
+            gate: None,
+            operator: Vec::new(),
+        };
+        let rows = record_rows(&r);
+        let got: Vec<(i64, &str)> = rows
+            .iter()
+            .map(|r| (r.at_millis / 1000, r.state.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (100, "Started"),
+                (200, "HealthCheck"),
+                (300, "HealthCheck"),
+                (400, "Ended")
+            ]
+        );
+        assert!(rows[1].note.starts_with("healthy: "));
+        assert!(!rows[3].bad);
+    }
 }

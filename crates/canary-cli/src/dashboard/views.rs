@@ -422,7 +422,10 @@ pub fn timeline_svg(d: &DeploymentView, now: i64) -> String {
     let mut path = String::new();
     let mut last_w = 0_u8;
     let _ = write!(path, "M{:.1} {:.1}", x(t0), y(0));
-    for r in rows {
+    for r in rows
+        .iter()
+        .filter(|r| !matches!(r.state.as_str(), "Gate" | "Operator"))
+    {
         let _ = write!(path, " H{:.1} V{:.1}", x(r.at_millis), y(r.weight));
         last_w = r.weight;
     }
