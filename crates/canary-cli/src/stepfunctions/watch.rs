@@ -270,6 +270,8 @@ struct Progress {
     step: Option<u64>,
     steps: Option<usize>,
     verdict: Option<Verdict>,
+    /// The gate the deployment waits at, as last seen.
+    gate: Option<canary_core::GateWait>,
 }
 
 impl Progress {
@@ -371,6 +373,29 @@ impl Progress {
             }
             self.verdict = verdict;
         }
+        let actions: Vec<canary_core::OperatorAction> = d
+            .get("actions")
+            .and_then(|a| serde_json::from_value(a.clone()).ok())
+            .unwrap_or_default();
+        for a in actions
+            .iter()
+            .filter(|a| a.kind != canary_core::ActionKind::Paused)
+        {
+            lines.push(format!("{at}  {}", crate::records::status::action_words(a)));
+        }
+        let gate = d
+            .get("gate")
+            .and_then(|g| serde_json::from_value::<canary_core::GateWait>(g.clone()).ok());
+        if gate.is_some()
+            && gate != self.gate
+            && let Some(g) = &gate
+        {
+            lines.push(format!(
+                "{at}  {} (canary approve passes it)",
+                crate::records::gates::gate_line(g, g.since)
+            ));
+        }
+        self.gate = gate;
         lines
     }
 
@@ -393,6 +418,9 @@ impl Progress {
         }
         if let Some(v) = &self.verdict {
             parts.push(format!("last verdict {}", verdict_numbers(v)));
+        }
+        if let Some(g) = &self.gate {
+            parts.push(format!("waiting for approval at {}", g.gate));
         }
         parts.join(" · ")
     }
@@ -459,6 +487,41 @@ mod tests {
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0].contains("verdict unhealthy: 12 errors, window 600 s, 4 datapoints"));
         assert!(p.summary().contains("v4 at 10% (step 1 of 3)"));
+    }
+
+    #[test]
+    fn a_gate_is_shown_once_when_reached_and_an_approval_when_it_happens() {
+        let mut p = Progress::default();
+        let doc = |gate: serde_json::Value, actions: serde_json::Value| {
+            serde_json::json!({"deployment": {"canary_version": 4, "stable_version": 3,
+                "schedule": [50, 100], "step": 1, "weight": 50, "gate": gate, "actions": actions}})
+        };
+        let gate = serde_json::json!({"gate": "50%", "weight": 50, "since": 1_767_225_600,
+            "deadline": 1_767_229_200, "on_timeout": "rollback"});
+        let lines = p.apply(&exited(5, doc(gate.clone(), serde_json::json!([]))));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("paused at 50%, waiting for approval since")
+                    && l.contains("rolls back at")),
+            "{lines:?}"
+        );
+        assert!(p.summary().contains("waiting for approval at 50%"));
+        let lines = p.apply(&exited(7, doc(gate, serde_json::json!([]))));
+        assert!(
+            lines.iter().all(|l| !l.contains("paused")),
+            "said once: {lines:?}"
+        );
+        let approved = serde_json::json!([{"kind": "approved", "by": "ana", "reason": "fine",
+            "at": 1_767_226_000, "gate": "50%", "weight": 50}]);
+        let lines = p.apply(&exited(9, doc(serde_json::Value::Null, approved)));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("approved by ana at 50%: fine")),
+            "{lines:?}"
+        );
+        assert!(!p.summary().contains("waiting"));
     }
 
     #[test]
