@@ -27,9 +27,10 @@ import common  # noqa: E402
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 CLUSTER = "demo"
-# What moto cannot create of shared.yaml (it models neither type): the rollback function's
-# asynchronous-invocation settings and the recovery dead-letter queue's policy.
-SHARED_DROPPED = ["RecoveryDeadLetterQueuePolicy", "RollbackAsyncInvokeConfig"]
+# What moto cannot create of shared.yaml (it models none of these types): the rollback
+# function's asynchronous-invocation settings, the recovery dead-letter queue's policy and
+# the notification topic's e-mail subscription (created only with NotificationEmail).
+SHARED_DROPPED = ["NotificationEmailSubscription", "RecoveryDeadLetterQueuePolicy", "RollbackAsyncInvokeConfig"]
 
 
 def free_port() -> int:

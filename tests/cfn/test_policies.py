@@ -511,6 +511,58 @@ class SharedStackRoles(unittest.TestCase):
         self.assertEqual(invoke[0]["Resource"], expected)
 
 
+    def test_each_function_notifies_on_the_bus_and_the_topic_only(self):
+        """Every function sends the notification of its decisions (canary_lambda::notify,
+        called by the handlers and by the Task methods they share: shift, finish, recover):
+        events:PutEvents on the EventBusName bus only, and sns:Publish on this stack's topic
+        only, and only when NotificationTopic creates one; the environment names both."""
+        notifies = re.compile(r"\bnotify\(|\.(shift|finish)\(|canary_lambda::recover\b")
+        bus = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}
+        for f in common.FUNCTIONS:
+            source = "\n".join(p.read_text() for p in sorted((common.ROOT / "crates" / f / "src").glob("*.rs")))
+            statements = self.role_statements(f)
+            put = [s for s in statements if "events:PutEvents" in common.as_list(s["Action"])]
+            publish = [s for s in statements if "sns:Publish" in common.as_list(s["Action"])]
+            with self.subTest(function=f):
+                self.assertRegex(source, notifies, f"{f} sends no notification: drop its rights")
+                self.assertEqual(len(put), 1)
+                self.assertEqual((put[0]["Action"], put[0]["Resource"]), ("events:PutEvents", bus))
+                chat = self.conditional_statement(f, "CreateNotificationTopic")
+                self.assertIsNotNone(chat, f"{f}: sns:Publish is not under CreateNotificationTopic")
+                self.assertEqual(publish, [chat])
+                self.assertEqual((chat["Action"], chat["Resource"]), ("sns:Publish", {"Ref": "DecisionTopic"}))
+                env = self.t["Resources"][common.logical(f) + "Function"]["Properties"]["Environment"]["Variables"]
+                self.assertEqual(env["CANARY_EVENT_BUS"], {"Ref": "EventBusName"})
+                self.assertEqual(
+                    env["CANARY_TOPIC_ARN"],
+                    {"Fn::If": ["CreateNotificationTopic", {"Ref": "DecisionTopic"}, {"Ref": "AWS::NoValue"}]},
+                )
+        # Nothing else in any template may put events or publish.
+        for name, where, st in all_statements():
+            actions = common.as_list(st.get("Action", []))
+            if "events:PutEvents" in actions or "sns:Publish" in actions:
+                with self.subTest(where=where):
+                    self.assertEqual(name, "shared.yaml")
+                    self.assertIn(where.split(".")[0], [common.logical(f) + "Role" for f in common.FUNCTIONS])
+
+    def test_the_topic_and_its_e_mail_subscription_exist_only_when_asked_for(self):
+        res = self.t["Resources"]
+        topic = res["DecisionTopic"]
+        self.assertEqual(topic["Condition"], "CreateNotificationTopic")
+        self.assertEqual(topic["Properties"]["KmsMasterKeyId"], "alias/aws/sns")
+        sub = res["NotificationEmailSubscription"]
+        self.assertEqual(sub["Condition"], "HasNotificationEmail")
+        self.assertEqual(sub["Properties"]["Protocol"], "email")
+        self.assertEqual(self.t["Parameters"]["NotificationTopic"]["Default"], "none")
+        pattern = re.compile(self.t["Parameters"]["NotificationEmail"]["AllowedPattern"])
+        for good in ("", "team@example.com", "a.b+canary@sub.example.org"):
+            with self.subTest(email=good):
+                self.assertRegex(good, pattern)
+        for bad in ("team", "team@example", "a b@example.com", "@example.com"):
+            with self.subTest(email=bad):
+                self.assertNotRegex(bad, pattern)
+
+
 class ClusterAccess(unittest.TestCase):
     def test_access_entries_cover_exactly_the_kubernetes_facing_roles_with_no_access_policy(self):
         t = common.load(common.CFN_DIR / "cluster-access.yaml")
