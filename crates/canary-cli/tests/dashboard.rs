@@ -462,6 +462,23 @@ async fn a_dashboard_over_s3_lists_the_services_with_their_history_and_updates_l
     );
     assert_eq!(status, 403, "{body}");
     assert!(store.abort_requested(&web).await.unwrap().is_none());
+    // A page whose name was made to point at 127.0.0.1 reads nothing.
+    let hostport = served
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut s = std::net::TcpStream::connect(&hostport).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET /api/board HTTP/1.1\r\nHost: rebound.example\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(!answer.contains("c1/shop/web"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -607,6 +624,21 @@ fn a_dashboard_beyond_loopback_must_be_read_only() {
         err.contains("--listen `0.0.0.0:0`") && err.contains("--read-only"),
         "{err}"
     );
+    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args(["dashboard", "--bucket", "b", "--state-machine", "canary"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid --state-machine `canary`"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args(["dashboard"])
+        .env_remove("CANARY_STATE_BUCKET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--bucket"), "{err}");
 }
 
 /// A person who takes real time: the execution is held where a task returned with the

@@ -9,7 +9,9 @@
 //! | `POST /api/{approve,promote,promote-full,abort}` | `{"group": 0, "service": "c/n/s", "reason": "..."}` → `{"message": ...}` |
 //!
 //! The actions answer 403 with `--read-only`, and to a request whose `Origin` is not
-//! this server (another site's page in the same browser).
+//! this server (another site's page in the same browser). On a loopback address every
+//! request must name a loopback host (`127.0.0.1`, `localhost`, `[::1]`): a site whose
+//! name was made to point at 127.0.0.1 (DNS rebinding) gets 403.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
@@ -59,7 +61,7 @@ pub async fn serve(dashboard: Arc<Dashboard>, addr: SocketAddr) -> Result<Served
     let addr = listener
         .local_addr()
         .map_err(|source| CliError::Listen { addr, source })?;
-    let app = router(dashboard);
+    let app = router(dashboard, addr.ip().is_loopback());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -72,14 +74,41 @@ pub async fn serve(dashboard: Arc<Dashboard>, addr: SocketAddr) -> Result<Served
     Ok(Served { addr, stop, task })
 }
 
-/// The routes.
-pub fn router(dashboard: Arc<Dashboard>) -> Router {
+/// The routes; `loopback_only`: refuse a request naming another host.
+pub fn router(dashboard: Arc<Dashboard>, loopback_only: bool) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/fragment", get(fragment))
         .route("/api/board", get(board_json))
         .route("/api/{action}", post(act))
         .with_state(dashboard)
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                if loopback_only && !loopback_host(req.headers()) {
+                    return answer(
+                        StatusCode::FORBIDDEN,
+                        "error",
+                        "this dashboard answers requests for 127.0.0.1, localhost or [::1] only",
+                    );
+                }
+                next.run(req).await
+            },
+        ))
+}
+
+/// Whether the request's `Host` is a loopback name or address (with any port).
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn fingerprint(html: &str) -> String {
@@ -192,6 +221,41 @@ async fn act(
                 StatusCode::BAD_GATEWAY
             };
             answer(status, "error", &e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(h: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(h) {
+            m.insert(header::HOST, v);
+        }
+        m
+    }
+
+    #[test]
+    fn only_loopback_hosts_are_loopback() {
+        for ok in [
+            "127.0.0.1:8377",
+            "localhost:1",
+            "LOCALHOST",
+            "[::1]:8377",
+            "127.0.0.2",
+        ] {
+            assert!(loopback_host(&host(ok)), "{ok}");
+        }
+        for bad in [
+            "evil.example:8377",
+            "10.0.0.1:80",
+            "",
+            "[::2]:1",
+            "localhost.evil.example",
+        ] {
+            assert!(!loopback_host(&host(bad)), "{bad}");
         }
     }
 }
