@@ -197,6 +197,7 @@ pub async fn run_cell(task: TaskState, column: FaultColumn) -> Cell {
     if let Err(e) = env.deploy_versions(&[1]).await {
         return failed_cell(task.state, column.name(), e.to_string());
     }
+    env.notifications.take();
     let rollback_cell = task.function == Function::Rollback;
     if rollback_cell {
         env.sim.set_error_rate(&image(2), FAULTY_ERROR_RATE);
@@ -243,6 +244,10 @@ pub async fn run_cell(task: TaskState, column: FaultColumn) -> Cell {
         ok: execution == expected_execution,
         detail: format!("{execution} (expected {expected_execution})"),
     });
+    checks.push(crate::harness::checks::notifications_check(
+        &env.notifications.take(),
+        outcome,
+    ));
     checks.push(Check {
         name: "the fault was injected".into(),
         ok: invoker

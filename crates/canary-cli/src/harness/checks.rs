@@ -160,3 +160,51 @@ fn show_targets(targets: &[(String, u64)]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// The notifications of a deployment whose tasks may have been retried: every id says
+/// one decision (its repeats have the same detail-type, step and weight: a retry sends
+/// the same id again, never a second distinct message), and when the deployment ended
+/// (`outcome`), the last one says how.
+pub fn notifications_check(
+    sent: &[canary_core::notify::Notification],
+    outcome: Option<OutcomeStatus>,
+) -> Check {
+    let key = |n: &canary_core::notify::Notification| {
+        (
+            n.detail_type.clone(),
+            n.detail.get("step").cloned(),
+            n.detail.get("weight").cloned(),
+        )
+    };
+    let mut first: Vec<&canary_core::notify::Notification> = Vec::new();
+    let mut repeats = 0;
+    for n in sent {
+        match first.iter().find(|f| f.id == n.id) {
+            Some(f) if key(f) != key(n) => {
+                return Check::new(
+                    "notifications: one decision per id",
+                    false,
+                    format!("id {} said {:?} and then {:?}", n.id, key(f), key(n)),
+                );
+            }
+            Some(_) => repeats += 1,
+            None => first.push(n),
+        }
+    }
+    let last = first.last().map(|n| n.detail_type.as_str());
+    let want = outcome.map(|o| match o {
+        OutcomeStatus::Promoted => "Canary Promoted",
+        OutcomeStatus::RolledBack => "Canary Rolled Back",
+    });
+    let ends_right = want.is_none() || last == want;
+    let types: Vec<&str> = first.iter().map(|n| n.detail_type.as_str()).collect();
+    Check::new(
+        "notifications: one decision per id, the end last",
+        ends_right,
+        format!(
+            "{} decisions, {repeats} sent again with the same id: {}",
+            first.len(),
+            types.join(", ")
+        ),
+    )
+}
