@@ -24,6 +24,9 @@
 //! - [`real`]: the six functions' binaries driven through whole deployments against
 //!   moto and the served simulator, and the baseline scripts (`bench/baseline/`) on the
 //!   same peers.
+//! - [`load`]: many services deployed at once (a quarter faulty, some raced by a
+//!   second execution) on one simulated cluster and one S3 (moto), with the lock and
+//!   isolation checked from every S3 write.
 //! - [`cost`]: Step Functions and Lambda prices and the cost per deployment.
 //! - [`report`]: the markdown tables.
 //!
@@ -33,6 +36,7 @@ pub mod cost;
 pub mod delayed;
 pub mod false_alarms;
 pub mod lambda_api;
+pub mod load;
 pub mod original;
 pub mod real;
 pub mod report;

@@ -1,0 +1,1389 @@
+//! The load scenario (issue 15): many services deployed at the same time by the local
+//! executor of the shipped state machine with the real handlers, on one simulated
+//! cluster served over HTTP and one S3 (moto) for records and locks.
+//!
+//! The scenario: every service first gets v1 (all at once), then the measured round
+//! deploys v2 of every service at the same moment; every fourth service's v2 answers
+//! 25% 5xx and must be rolled back, the rest promoted; for a few services a second
+//! execution of the same v2 starts at the same moment, and exactly one of the two may
+//! proceed while the other ends in `AnotherDeploymentOwnsService` having written
+//! nothing.
+//!
+//! Time is the real clock with short timings (`wait_time` 2 s, checks every second,
+//! `bake_time` 1 s, Deployments ready 1 s after a change): a shared virtual clock is
+//! not sound here, since every execution's Wait state would move the time of all the
+//! others (and a task's timeout is judged on that clock).
+//!
+//! What is checked, each a [`LoadReport::violations`] entry when it fails:
+//! - every execution ends as expected (promoted, rolled back, or refused for the lock);
+//! - the lock: every write to S3 is attributed to the execution that made it (a task
+//!   local around each execution's future, seen by [`TracedObjects`]); each service's
+//!   successful `lock.json` writes, put in order by their ETag chain, never take a held
+//!   lock for another execution, and every other write of an execution falls between
+//!   its own take and release of its service's lock; a watcher also reads every
+//!   `lock.json` over and over while the round runs and records each holder, which must
+//!   be an execution of that service, and at most one per service in the round;
+//! - isolation: no S3 key of service A is written by an execution of service B; every
+//!   record's `execution` is the one that deployed it; every object in the cluster
+//!   labelled for a service is named for it; every route write names only that route's
+//!   own service's versions;
+//! - the end state of each service: its stable version, all traffic on it, only its
+//!   objects left, the lock released, no deployment in progress, no leftover S3 keys.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use canary_cli::harness::LocalExecutions;
+use canary_cli::harness::fixtures::{DEPLOY_JSON, TEMPLATE};
+use canary_cli::local::{DEFINITION, LocalInvoker, MACHINE_NAME, SimMetricsSource, execution_id};
+use canary_core::Observation;
+use canary_core::clock::{Clock, SystemClock};
+use canary_core::execution::OutcomeStatus;
+use canary_core::labels;
+use canary_core::provider::route_weights;
+use canary_kube::{Cluster, RequestPolicy};
+use canary_lambda::{FixedCluster, Holders, NoNotifier, Services};
+use canary_metrics::{HealthQuery, MetricsError, MetricsSource};
+use canary_sfn::{EventKind, Executor, NoopObserver, Status};
+use canary_sim::{SimCluster, SimConfig, SimServer, kubeconfig_yaml};
+use canary_store::{
+    DeploymentStore, Object, ObjectStore, PutCondition, PutResult, S3Objects, ServiceRef,
+    StoreError,
+};
+use canary_testkit::{MotoServer, unique_name};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The cluster name every service's deploy.json names.
+pub const CLUSTER: &str = "load";
+/// Share of 5xx answers of a faulty v2.
+pub const FAULTY_ERROR_RATE: f64 = 0.25;
+/// Simulated requests per second to each service.
+pub const REQUESTS_PER_SECOND: f64 = 50.0;
+
+/// The shape of one load run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadConfig {
+    /// Services deployed at once.
+    pub services: usize,
+    /// Namespaces they are spread over (service `i` is in `team-<i % namespaces>`
+    /// and named `svc-<i / namespaces>`, so the same name recurs in every namespace).
+    pub namespaces: usize,
+    /// Services whose v2 gets a second execution started at the same moment.
+    pub racing: usize,
+    /// deploy.json's `wait_time` (seconds per step).
+    pub wait_time: u64,
+    /// deploy.json's `percentage_step`.
+    pub percentage_step: u64,
+    /// Simulated seconds for a Deployment to become ready after a change.
+    pub ready_delay_secs: u64,
+    /// How often the watcher reads every lock.json, in milliseconds.
+    pub watch_every_millis: u64,
+}
+
+impl LoadConfig {
+    /// The issue's scenario: 50 services in 5 namespaces, 12 faulty, 5 raced.
+    pub fn full() -> Self {
+        Self::with_services(50, 5)
+    }
+
+    /// `services` services (a quarter of them faulty) with `racing` raced.
+    pub fn with_services(services: usize, racing: usize) -> Self {
+        Self {
+            services,
+            namespaces: 5,
+            racing,
+            wait_time: 2,
+            percentage_step: 25,
+            ready_delay_secs: 1,
+            watch_every_millis: 25,
+        }
+    }
+
+    /// Checks the numbers; the error names the field and its value.
+    pub fn validate(&self) -> Result<(), LoadError> {
+        let bad = |field: &str, value: usize, why: &str| {
+            Err(LoadError::Config(format!("{field} = {value}: {why}")))
+        };
+        if self.services == 0 {
+            return bad("services", self.services, "must be at least 1");
+        }
+        if self.namespaces == 0 || self.namespaces > self.services {
+            return bad(
+                "namespaces",
+                self.namespaces,
+                "must be from 1 to the number of services",
+            );
+        }
+        if self.racing > self.services {
+            return bad("racing", self.racing, "must not exceed the number of services");
+        }
+        if self.services / self.namespaces > 99 {
+            return bad(
+                "services",
+                self.services,
+                "at most 99 services per namespace (names are svc-00 to svc-98)",
+            );
+        }
+        if self.wait_time < 2 {
+            return bad(
+                "wait_time",
+                usize::try_from(self.wait_time).unwrap_or(usize::MAX),
+                "must be at least 2 s (checks run every second)",
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether service `i`'s v2 is faulty: every fourth service.
+    pub fn faulty(&self, i: usize) -> bool {
+        i % 4 == 3
+    }
+
+    /// The services raced: spread over the range, starting at a faulty one.
+    pub fn raced(&self) -> BTreeSet<usize> {
+        if self.racing == 0 {
+            return BTreeSet::new();
+        }
+        let step = (self.services / self.racing).max(1);
+        (0..self.racing)
+            .map(|k| (k * step + 3.min(self.services - 1)) % self.services)
+            .collect()
+    }
+}
+
+/// Why a load run could not be carried out (a failed check is not an error: it is a
+/// violation in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A bad [`LoadConfig`].
+    #[error("invalid load configuration: {0}")]
+    Config(String),
+    /// The simulated cluster could not listen.
+    #[error("the simulated cluster could not listen on 127.0.0.1: {0}")]
+    Listen(#[source] std::io::Error),
+    /// The kube client refused the simulator's kubeconfig.
+    #[error("the kube client could not use the simulated cluster's kubeconfig: {0}")]
+    Kube(#[from] canary_kube::Error),
+    /// The state machine definition did not load.
+    #[error("the state machine definition did not load: {0}")]
+    Definition(#[from] canary_sfn::DefinitionError),
+    /// The bucket could not be created or read.
+    #[error("S3 (moto): {0}")]
+    Store(#[from] StoreError),
+    /// An execution's task panicked or was cancelled.
+    #[error("an execution's task did not finish: {0}")]
+    Join(String),
+}
+
+// ---------------------------------------------------------------------------------
+// S3 traced: every request counted, every write attributed to its execution.
+
+tokio::task_local! {
+    /// The execution whose future is running (its id, `$$.Execution.Id`).
+    static EXECUTION: String;
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// A put with its condition; `new_etag` when written.
+    Put {
+        condition: PutCondition,
+        new_etag: Option<String>,
+        body: Vec<u8>,
+    },
+    /// A delete.
+    Delete,
+}
+
+/// One write to S3, in the order the writers saw their answers.
+#[derive(Debug, Clone)]
+pub struct WriteRecord {
+    /// Position in the log.
+    pub seq: u64,
+    /// The execution that wrote it (`None`: outside every execution).
+    pub execution: Option<String>,
+    /// The key.
+    pub key: String,
+    /// What it did.
+    pub op: WriteOp,
+    /// Whether it failed with an error (not a failed condition).
+    pub error: bool,
+}
+
+impl WriteRecord {
+    /// Whether the object changed.
+    pub fn changed(&self) -> bool {
+        !self.error
+            && match &self.op {
+                WriteOp::Put { new_etag, .. } => new_etag.is_some(),
+                WriteOp::Delete => true,
+            }
+    }
+}
+
+/// An [`ObjectStore`] that forwards to another, counting every request by the execution
+/// that made it and logging every write.
+#[derive(Debug)]
+pub struct TracedObjects {
+    inner: Arc<dyn ObjectStore>,
+    seq: AtomicU64,
+    writes: Mutex<Vec<WriteRecord>>,
+    requests: Mutex<HashMap<Option<String>, u64>>,
+}
+
+impl TracedObjects {
+    /// Traces `inner`.
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            inner,
+            seq: AtomicU64::new(0),
+            writes: Mutex::new(Vec::new()),
+            requests: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn who() -> Option<String> {
+        EXECUTION.try_with(Clone::clone).ok()
+    }
+
+    fn count(&self) -> Option<String> {
+        let who = Self::who();
+        if let Ok(mut r) = self.requests.lock() {
+            *r.entry(who.clone()).or_default() += 1;
+        }
+        who
+    }
+
+    fn log(&self, execution: Option<String>, key: &str, op: WriteOp, error: bool) {
+        if let Ok(mut w) = self.writes.lock() {
+            let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+            w.push(WriteRecord {
+                seq,
+                execution,
+                key: key.to_owned(),
+                op,
+                error,
+            });
+        }
+    }
+
+    /// Every write so far, in log order.
+    pub fn writes(&self) -> Vec<WriteRecord> {
+        self.writes.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    /// Requests so far by execution (`None`: made outside any execution).
+    pub fn requests(&self) -> HashMap<Option<String>, u64> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Forgets the writes and counts so far.
+    pub fn reset(&self) {
+        if let Ok(mut w) = self.writes.lock() {
+            w.clear();
+        }
+        if let Ok(mut r) = self.requests.lock() {
+            r.clear();
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for TracedObjects {
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        self.count();
+        self.inner.get(key).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        condition: PutCondition,
+    ) -> Result<PutResult, StoreError> {
+        let who = self.count();
+        let result = self
+            .inner
+            .put(key, body.clone(), content_type, condition.clone())
+            .await;
+        let new_etag = match &result {
+            Ok(PutResult::Written(e)) => Some(e.clone()),
+            _ => None,
+        };
+        let op = WriteOp::Put {
+            condition,
+            new_etag,
+            body,
+        };
+        self.log(who, key, op, result.is_err());
+        result
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let who = self.count();
+        let result = self.inner.delete(key).await;
+        self.log(who, key, WriteOp::Delete, result.is_err());
+        result
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.count();
+        self.inner.list(prefix).await
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Metrics of any namespace.
+
+/// The simulated traffic's numbers for the namespace each query names (the demo's
+/// source reads one namespace).
+#[derive(Debug, Clone)]
+struct AnyNamespaceMetrics(SimCluster);
+
+#[async_trait]
+impl MetricsSource for AnyNamespaceMetrics {
+    async fn observe(&self, q: &HealthQuery) -> Result<Observation, MetricsError> {
+        SimMetricsSource::new(self.0.clone(), &q.namespace)
+            .observe(q)
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The world.
+
+/// One service of the scenario.
+#[derive(Debug, Clone)]
+pub struct LoadService {
+    /// Its position.
+    pub index: usize,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Whether its v2 is faulty.
+    pub faulty: bool,
+    /// Whether its v2 is raced by a second execution.
+    pub raced: bool,
+}
+
+impl LoadService {
+    fn of(config: &LoadConfig, index: usize) -> Self {
+        Self {
+            index,
+            namespace: format!("team-{}", index % config.namespaces),
+            name: format!("svc-{:02}", index / config.namespaces),
+            faulty: config.faulty(index),
+            raced: config.raced().contains(&index),
+        }
+    }
+
+    /// As the store names it.
+    pub fn service_ref(&self) -> ServiceRef {
+        ServiceRef::new(CLUSTER, &self.namespace, &self.name)
+    }
+
+    /// The image of `version`: one repository per service.
+    pub fn image(&self, version: u32) -> String {
+        format!(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/{}/{}:{version}",
+            self.namespace, self.name
+        )
+    }
+
+    /// The execution input deploying `version`, as `canary prepare` would hand it over.
+    fn document(&self, config: &LoadConfig, version: u32) -> Value {
+        let mut doc: Value = serde_json::from_str(DEPLOY_JSON).unwrap_or(Value::Null);
+        if let Some(map) = doc.as_object_mut() {
+            let mut set = |k: &str, v: Value| {
+                map.insert(k.to_owned(), v);
+            };
+            set("cluster_name", Value::from(CLUSTER));
+            set("kubernetes_namespace", Value::from(self.namespace.as_str()));
+            set("microservice_name", Value::from(self.name.as_str()));
+            set("container_image", Value::from(self.image(version)));
+            set(
+                "config_file",
+                Value::from(base64::engine::general_purpose::STANDARD.encode(TEMPLATE)),
+            );
+            set("percentage_step", Value::from(config.percentage_step));
+            set("wait_time", Value::from(config.wait_time));
+            set("check_interval", Value::from(1));
+            set("bake_time", Value::from(1));
+            set("failure_threshold_time", Value::from(2));
+        }
+        doc
+    }
+
+    /// The expected end of its v2: the stable version and the record's outcome.
+    fn expected(&self) -> (u32, OutcomeStatus) {
+        if self.faulty {
+            (1, OutcomeStatus::RolledBack)
+        } else {
+            (2, OutcomeStatus::Promoted)
+        }
+    }
+}
+
+/// How one execution ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionEnd {
+    /// The execution's id.
+    pub id: String,
+    /// Its service's index.
+    pub service: usize,
+    /// `promoted`, `rolled back`, `another deployment owns the service`, or what else.
+    pub outcome: String,
+    /// The Fail or Succeed state it ended in.
+    pub end_state: String,
+    /// Seconds from its start to its end.
+    pub secs: f64,
+    /// Its requests to S3.
+    pub s3_requests: u64,
+}
+
+/// The result of a load run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// The shape.
+    pub config: LoadConfig,
+    /// Faulty services.
+    pub faulty: usize,
+    /// Wall time of the measured round (all v2 executions, started together), seconds.
+    pub wall_secs: f64,
+    /// Wall time of the setup round (all v1 executions), seconds.
+    pub setup_secs: f64,
+    /// Executions of the measured round.
+    pub executions: Vec<ExecutionEnd>,
+    /// Executions by outcome.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Requests to the simulated API server in the measured round.
+    pub api_requests: usize,
+    /// Of which writes.
+    pub api_writes: usize,
+    /// Requests to S3 by the executions of the measured round.
+    pub s3_requests: u64,
+    /// Times the watcher read every lock.json during the round.
+    pub watch_rounds: u64,
+    /// Distinct lock holders the watcher saw per raced service (each must be 1).
+    pub raced_holders_seen: BTreeMap<String, usize>,
+    /// Every check that failed (empty: the run is correct).
+    pub violations: Vec<String>,
+}
+
+impl LoadReport {
+    /// Executions whose outcome is `outcome`.
+    pub fn count(&self, outcome: &str) -> usize {
+        self.outcomes.get(outcome).copied().unwrap_or(0)
+    }
+
+    /// Mean requests to the simulated API server per execution of the round.
+    pub fn api_requests_per_deployment(&self) -> f64 {
+        per(self.api_requests as f64, self.executions.len())
+    }
+
+    /// Mean S3 requests per execution with `outcome` (all: `None`).
+    pub fn s3_requests_per_deployment(&self, outcome: Option<&str>) -> f64 {
+        let runs: Vec<u64> = self
+            .executions
+            .iter()
+            .filter(|e| outcome.is_none_or(|o| e.outcome == o))
+            .map(|e| e.s3_requests)
+            .collect();
+        per(runs.iter().sum::<u64>() as f64, runs.len())
+    }
+
+    /// Median seconds of the executions with `outcome`.
+    pub fn median_secs(&self, outcome: &str) -> f64 {
+        let mut s: Vec<f64> = self
+            .executions
+            .iter()
+            .filter(|e| e.outcome == outcome)
+            .map(|e| e.secs)
+            .collect();
+        s.sort_by(f64::total_cmp);
+        s.get(s.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    /// The markdown section for results.md.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let c = &self.config;
+        let _ = writeln!(
+            out,
+            "## Load: {} services deployed at once\n\n\
+             The local executor of the shipped state machine with the real handlers, {} \
+             services in {} namespaces of one simulated cluster (served over HTTP, \
+             reached through the real kube client), records and locks in one S3 (moto); \
+             real clock, `wait_time` {} s, `percentage_step` {}, checks every 1 s, \
+             `bake_time` 1 s, Deployments ready {} s after a change. Every service got \
+             v1 first (all at once, {:.1} s); then v2 of every service started at the \
+             same moment, {} of them faulty (25% 5xx), and for {} services a second \
+             execution of the same v2 started with it.\n",
+            c.services,
+            c.services,
+            c.namespaces,
+            c.wait_time,
+            c.percentage_step,
+            c.ready_delay_secs,
+            self.setup_secs,
+            self.faulty,
+            c.racing
+        );
+        let _ = writeln!(out, "| measure | value |\n|---|---|");
+        let _ = writeln!(
+            out,
+            "| wall time of the round ({} executions at once) | {:.1} s |",
+            self.executions.len(),
+            self.wall_secs
+        );
+        for (outcome, n) in &self.outcomes {
+            let _ = writeln!(
+                out,
+                "| {outcome} | {n} executions, median {:.1} s, {:.1} S3 requests each |",
+                self.median_secs(outcome),
+                self.s3_requests_per_deployment(Some(outcome))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| requests to the API server | {} ({} writes), {:.1} per execution |",
+            self.api_requests,
+            self.api_writes,
+            self.api_requests_per_deployment()
+        );
+        let _ = writeln!(
+            out,
+            "| requests to S3 by the executions | {}, {:.1} per execution |",
+            self.s3_requests,
+            self.s3_requests_per_deployment(None)
+        );
+        let _ = writeln!(
+            out,
+            "| lock.json of every service read by the watcher | {} times |",
+            self.watch_rounds
+        );
+        let _ = writeln!(
+            out,
+            "| violations (lock held twice, a key or object of another service touched, an unexpected end) | {} |\n",
+            self.violations.len()
+        );
+        for v in &self.violations {
+            let _ = writeln!(out, "- {v}");
+        }
+        out
+    }
+}
+
+fn per(total: f64, n: usize) -> f64 {
+    if n == 0 { 0.0 } else { total / n as f64 }
+}
+
+/// One started execution.
+#[derive(Debug, Clone)]
+struct Started {
+    id: String,
+    name: String,
+    service: usize,
+    /// The raced twin (started second).
+    twin: bool,
+}
+
+struct World {
+    config: LoadConfig,
+    services: Vec<LoadService>,
+    sim: SimCluster,
+    server: SimServer,
+    handler_services: Services,
+    traced: Arc<TracedObjects>,
+    raw: Arc<S3Objects>,
+    store: DeploymentStore,
+    executor: Executor,
+    running: LocalExecutions,
+}
+
+impl World {
+    async fn start(config: &LoadConfig, moto: &MotoServer) -> Result<Self, LoadError> {
+        config.validate()?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let sim = SimCluster::new(SimConfig::new(
+            clock.clone(),
+            Duration::from_secs(config.ready_delay_secs),
+        ));
+        let server = sim
+            .serve(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .map_err(LoadError::Listen)?;
+        let policy = RequestPolicy {
+            timeout: Duration::from_secs(20),
+            attempts: 3,
+            backoff: Duration::from_millis(100),
+        };
+        let kubeconfig = kubeconfig_yaml(&server.url, "default");
+        let cluster = Cluster::from_kubeconfig_yaml(&kubeconfig, None, policy).await?;
+        let services: Vec<LoadService> = (0..config.services)
+            .map(|i| LoadService::of(config, i))
+            .collect();
+        for s in &services {
+            sim.set_traffic(&s.namespace, &s.name, REQUESTS_PER_SECOND);
+            if s.faulty {
+                sim.set_error_rate(&s.image(2), FAULTY_ERROR_RATE);
+            }
+        }
+        let sdk = moto.sdk_config().await;
+        let raw = Arc::new(S3Objects::new(&sdk, unique_name("load")));
+        raw.create_bucket().await?;
+        let traced = Arc::new(TracedObjects::new(raw.clone()));
+        let store = DeploymentStore::new(traced.clone());
+        let running = LocalExecutions::default();
+        let handler_services = Services {
+            store: store.clone(),
+            metrics: Arc::new(AnyNamespaceMetrics(sim.clone())),
+            clusters: Arc::new(FixedCluster(cluster)),
+            clock,
+            holders: Holders::none().with_lookup(Arc::new(running.clone())),
+            notifier: Arc::new(NoNotifier),
+        };
+        let executor = Executor::from_json(DEFINITION)?.with_name(MACHINE_NAME);
+        Ok(Self {
+            config: config.clone(),
+            services,
+            sim,
+            server,
+            handler_services,
+            traced,
+            raw,
+            store,
+            executor,
+            running,
+        })
+    }
+
+    /// Runs every execution of `started` at once; each one's end and duration.
+    async fn run_all(
+        self: &Arc<Self>,
+        version: u32,
+        started: &[Started],
+    ) -> Result<Vec<(Started, canary_sfn::Execution, f64)>, LoadError> {
+        // Every execution is known to the lookup before any starts, as Step Functions
+        // knows an execution from StartExecution on.
+        let guards: Vec<_> = started.iter().map(|s| self.running.start(&s.id)).collect();
+        // The executor's future is not `Send` (its observer is borrowed): the executions
+        // share one thread, their I/O interleaved; the simulated API server answers on
+        // the runtime's other threads and moto in its own process.
+        let local = tokio::task::LocalSet::new();
+        let mut set = tokio::task::JoinSet::new();
+        let barrier = Arc::new(tokio::sync::Barrier::new(started.len()));
+        for (s, guard) in started.iter().cloned().zip(guards) {
+            let world = self.clone();
+            let barrier = barrier.clone();
+            set.spawn_local_on(async move {
+                let doc = world.services[s.service].document(&world.config, version);
+                let invoker = LocalInvoker {
+                    services: world.handler_services.clone(),
+                };
+                barrier.wait().await;
+                let t0 = Instant::now();
+                let run = EXECUTION
+                    .scope(
+                        s.id.clone(),
+                        world.executor.run_named(
+                            &s.name,
+                            doc,
+                            &invoker,
+                            &SystemClock,
+                            &mut NoopObserver,
+                        ),
+                    )
+                    .await;
+                drop(guard);
+                (s, run, t0.elapsed().as_secs_f64())
+            }, &local);
+        }
+        let mut out = Vec::new();
+        local
+            .run_until(async {
+                while let Some(done) = set.join_next().await {
+                    out.push(done.map_err(|e| LoadError::Join(e.to_string()))?);
+                }
+                Ok::<(), LoadError>(())
+            })
+            .await?;
+        out.sort_by_key(|(s, _, _)| (s.service, s.twin));
+        Ok(out)
+    }
+
+    fn executions(&self, version: u32, raced: bool) -> Vec<Started> {
+        let mut out = Vec::new();
+        for s in &self.services {
+            let name = format!("load-v{version}-{:02}-a", s.index);
+            out.push(Started {
+                id: execution_id(&name),
+                name,
+                service: s.index,
+                twin: false,
+            });
+            if raced && s.raced {
+                let name = format!("load-v{version}-{:02}-b", s.index);
+                out.push(Started {
+                    id: execution_id(&name),
+                    name,
+                    service: s.index,
+                    twin: true,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// What the watcher saw: for each service, the holders of its lock in the order seen.
+#[derive(Debug, Default)]
+struct Watched {
+    rounds: u64,
+    holders: BTreeMap<usize, Vec<String>>,
+    errors: Vec<String>,
+}
+
+async fn watch_locks(world: Arc<World>, stop: Arc<AtomicBool>) -> Watched {
+    let mut seen = Watched::default();
+    let keys: Vec<String> = world
+        .services
+        .iter()
+        .map(|s| world.store.lock_key(&s.service_ref()))
+        .collect();
+    while !stop.load(Ordering::SeqCst) {
+        for (i, key) in keys.iter().enumerate() {
+            match world.raw.get(key).await {
+                Ok(Some(o)) => {
+                    let doc: Value = serde_json::from_slice(&o.body).unwrap_or(Value::Null);
+                    if doc["state"] == "held" {
+                        let holder = doc["execution"].as_str().unwrap_or("?").to_owned();
+                        let list = seen.holders.entry(i).or_default();
+                        if list.last() != Some(&holder) {
+                            list.push(holder);
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => seen.errors.push(format!("the watcher could not read {key}: {e}")),
+            }
+        }
+        seen.rounds += 1;
+        tokio::time::sleep(Duration::from_millis(world.config.watch_every_millis)).await;
+    }
+    seen
+}
+
+/// Runs the scenario against `moto` and checks it (see the module docs).
+pub async fn run(config: &LoadConfig, moto: &MotoServer) -> Result<LoadReport, LoadError> {
+    let world = Arc::new(World::start(config, moto).await?);
+    let mut violations = Vec::new();
+
+    // Setup: v1 of every service, all at once.
+    let t0 = Instant::now();
+    let v1 = world.executions(1, false);
+    let setup = world.run_all(1, &v1).await?;
+    let setup_secs = t0.elapsed().as_secs_f64();
+    for (s, run, _) in &setup {
+        if !run.succeeded() {
+            violations.push(format!(
+                "setup: {} (v1 of {}) ended {:?}",
+                s.id,
+                world.services[s.service].service_ref(),
+                run.status
+            ));
+        }
+    }
+    let v1_writes = world.traced.writes();
+    world.traced.reset();
+    world.sim.reset_requests();
+
+    // The measured round, watched.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_locks(world.clone(), stop.clone()));
+    let v2 = world.executions(2, true);
+    let t0 = Instant::now();
+    let round = world.run_all(2, &v2).await?;
+    let wall_secs = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::SeqCst);
+    let watched = watcher
+        .await
+        .map_err(|e| LoadError::Join(e.to_string()))?;
+    let requests = world.sim.requests();
+    let api_requests = requests.len();
+    let api_writes = requests.iter().filter(|r| r.write).count();
+    let writes = world.traced.writes();
+    let s3 = world.traced.requests();
+
+    let owner: HashMap<String, usize> = v1
+        .iter()
+        .chain(v2.iter())
+        .map(|s| (s.id.clone(), s.service))
+        .collect();
+
+    let mut executions = Vec::new();
+    let mut winners: HashMap<usize, String> = HashMap::new();
+    for (s, run, secs) in &round {
+        let svc = &world.services[s.service];
+        let end_state = end_state(run);
+        let outcome = match (&run.status, end_state.as_str()) {
+            (Status::Succeeded, "Promoted") => "promoted".to_owned(),
+            (Status::Failed { .. }, "RolledBack") => "rolled back".to_owned(),
+            (Status::Failed { error, .. }, "AnotherDeploymentOwnsService")
+                if error == "ServiceLocked" =>
+            {
+                "another deployment owns the service".to_owned()
+            }
+            (status, state) => format!("unexpected: {status:?} in {state}"),
+        };
+        if outcome != "another deployment owns the service" {
+            winners
+                .entry(s.service)
+                .and_modify(|w| {
+                    violations.push(format!(
+                        "{}: both {w} and {} proceeded",
+                        svc.service_ref(),
+                        s.id
+                    ));
+                })
+                .or_insert_with(|| s.id.clone());
+            let want = if svc.faulty { "rolled back" } else { "promoted" };
+            if outcome != want {
+                violations.push(format!(
+                    "{} of {} (faulty: {}) ended `{outcome}`, expected `{want}`",
+                    s.id,
+                    svc.service_ref(),
+                    svc.faulty
+                ));
+            }
+        } else if !svc.raced {
+            violations.push(format!(
+                "{} of {} was refused the lock though nothing raced it",
+                s.id,
+                svc.service_ref()
+            ));
+        }
+        executions.push(ExecutionEnd {
+            id: s.id.clone(),
+            service: s.service,
+            outcome,
+            end_state,
+            secs: *secs,
+            s3_requests: s3.get(&Some(s.id.clone())).copied().unwrap_or(0),
+        });
+    }
+    for svc in &world.services {
+        if !winners.contains_key(&svc.index) {
+            violations.push(format!("{}: no execution of v2 proceeded", svc.service_ref()));
+        }
+    }
+    let mut outcomes = BTreeMap::new();
+    for e in &executions {
+        *outcomes.entry(e.outcome.clone()).or_insert(0) += 1;
+    }
+
+    // The lock and isolation, from every write of both rounds.
+    for (round_writes, label) in [(&v1_writes, "v1"), (&writes, "v2")] {
+        violations.extend(check_writes(&world, round_writes, &owner, label));
+    }
+    if let Some(w) = s3.get(&None).filter(|n| **n > 0) {
+        violations.push(format!(
+            "{w} S3 requests of the round were made outside any execution"
+        ));
+    }
+    violations.extend(watched.errors.iter().cloned());
+    let mut raced_holders_seen = BTreeMap::new();
+    for (i, holders) in &watched.holders {
+        let svc = &world.services[*i];
+        for h in holders {
+            if owner.get(h) != Some(i) {
+                violations.push(format!(
+                    "the watcher saw {h} hold the lock of {}, which it does not deploy",
+                    svc.service_ref()
+                ));
+            }
+        }
+        let distinct: BTreeSet<&String> = holders.iter().collect();
+        if distinct.len() > 1 {
+            violations.push(format!(
+                "the watcher saw {} holders of the lock of {} in one round: {holders:?}",
+                distinct.len(),
+                svc.service_ref()
+            ));
+        }
+        if svc.raced {
+            raced_holders_seen.insert(svc.service_ref().to_string(), distinct.len());
+        }
+    }
+
+    // The end state of every service.
+    for svc in &world.services {
+        let winner = winners.get(&svc.index).cloned().unwrap_or_default();
+        let v1_id = execution_id(&format!("load-v1-{:02}-a", svc.index));
+        violations.extend(check_service(&world, svc, &winner, &v1_id).await);
+    }
+    violations.extend(check_cluster(&world));
+
+    let report = LoadReport {
+        config: config.clone(),
+        faulty: world.services.iter().filter(|s| s.faulty).count(),
+        wall_secs,
+        setup_secs,
+        executions,
+        outcomes,
+        api_requests,
+        api_writes,
+        s3_requests: s3.iter().filter(|(k, _)| k.is_some()).map(|(_, n)| n).sum(),
+        watch_rounds: watched.rounds,
+        raced_holders_seen,
+        violations,
+    };
+    if let Ok(w) = Arc::try_unwrap(world) {
+        w.server.shutdown().await;
+    }
+    Ok(report)
+}
+
+fn end_state(run: &canary_sfn::Execution) -> String {
+    run.history
+        .iter()
+        .rev()
+        .find_map(|e| match &e.kind {
+            EventKind::StateEntered { state, .. } => Some(state.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The service a key belongs to, by its prefix.
+fn service_of_key(world: &World, key: &str) -> Option<usize> {
+    world.services.iter().position(|s| {
+        let lock = world.store.lock_key(&s.service_ref());
+        let base = lock.trim_end_matches("lock.json");
+        key.starts_with(base)
+    })
+}
+
+/// One take-to-release stretch of a lock, in the log's order.
+#[derive(Debug)]
+struct Tenure {
+    execution: String,
+    taken_seq: u64,
+    released_seq: Option<u64>,
+}
+
+/// The lock and isolation checks over one round's writes.
+fn check_writes(
+    world: &World,
+    writes: &[WriteRecord],
+    owner: &HashMap<String, usize>,
+    round: &str,
+) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut lock_writes: BTreeMap<usize, Vec<&WriteRecord>> = BTreeMap::new();
+    for w in writes.iter().filter(|w| w.changed()) {
+        let Some(exec) = &w.execution else {
+            v.push(format!("{round}: {} was written outside any execution", w.key));
+            continue;
+        };
+        let Some(svc) = service_of_key(world, &w.key) else {
+            v.push(format!("{round}: {exec} wrote {}, a key of no service", w.key));
+            continue;
+        };
+        if owner.get(exec) != Some(&svc) {
+            v.push(format!(
+                "{round}: {exec} wrote {} of {}, which it does not deploy",
+                w.key,
+                world.services[svc].service_ref()
+            ));
+        }
+        if w.key.ends_with("/lock.json") {
+            lock_writes.entry(svc).or_default().push(w);
+        }
+    }
+    // Each lock's writes in their true order: the ETag chain (each conditional put
+    // names the ETag it replaced), which the log's order may swap when two writers'
+    // answers arrive together.
+    let mut tenures: BTreeMap<usize, Vec<Tenure>> = BTreeMap::new();
+    for (svc, list) in &lock_writes {
+        let name = world.services[*svc].service_ref();
+        let chain = etag_chain(list);
+        let ordered: Vec<&WriteRecord> = match chain {
+            Some(c) => c,
+            None => {
+                v.push(format!(
+                    "{round}: the lock writes of {name} do not form one chain of ETags"
+                ));
+                list.clone()
+            }
+        };
+        let mut holder: Option<String> = None;
+        let ts = tenures.entry(*svc).or_default();
+        for w in ordered {
+            let WriteOp::Put { body, .. } = &w.op else {
+                v.push(format!("{round}: lock.json of {name} was deleted"));
+                continue;
+            };
+            let doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let writer = w.execution.clone().unwrap_or_default();
+            match doc["state"].as_str() {
+                Some("held") => {
+                    let by = doc["execution"].as_str().unwrap_or("?");
+                    if by != writer {
+                        v.push(format!(
+                            "{round}: {writer} wrote the lock of {name} as held by {by}"
+                        ));
+                    }
+                    match &holder {
+                        Some(h) if h != by => v.push(format!(
+                            "{round}: the lock of {name} was taken by {by} while {h} held it"
+                        )),
+                        Some(_) => {}
+                        None => ts.push(Tenure {
+                            execution: by.to_owned(),
+                            taken_seq: w.seq,
+                            released_seq: None,
+                        }),
+                    }
+                    holder = Some(by.to_owned());
+                }
+                Some("released") => {
+                    if holder.as_deref() != Some(writer.as_str()) {
+                        v.push(format!(
+                            "{round}: {writer} released the lock of {name} held by {holder:?}"
+                        ));
+                    }
+                    if let Some(t) = ts.last_mut() {
+                        t.released_seq = Some(w.seq);
+                    }
+                    holder = None;
+                }
+                other => v.push(format!(
+                    "{round}: lock.json of {name} was written with state {other:?}"
+                )),
+            }
+        }
+        if let Some(h) = holder {
+            v.push(format!("{round}: the lock of {name} is still held by {h}"));
+        }
+    }
+    // Every other write of an execution falls inside its own tenure of its service's
+    // lock (its own events are in its own order in the log).
+    for w in writes.iter().filter(|w| w.changed()) {
+        let (Some(exec), Some(svc)) = (&w.execution, service_of_key(world, &w.key)) else {
+            continue;
+        };
+        if w.key.ends_with("/lock.json") {
+            continue;
+        }
+        let inside = tenures.get(&svc).is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t.execution == *exec
+                    && t.taken_seq < w.seq
+                    && t.released_seq.is_none_or(|r| w.seq < r)
+            })
+        });
+        if !inside {
+            v.push(format!(
+                "{round}: {exec} wrote {} without holding the lock of {}",
+                w.key,
+                world.services[svc].service_ref()
+            ));
+        }
+    }
+    v
+}
+
+/// The writes that changed a lock.json, ordered by their ETag chain: the first one
+/// written where no object was (or over an ETag no write of this list made), each next
+/// one conditioned on the ETag the previous one produced. `None` when they do not form
+/// a single chain.
+fn etag_chain<'a>(list: &[&'a WriteRecord]) -> Option<Vec<&'a WriteRecord>> {
+    let produced: BTreeSet<&str> = list
+        .iter()
+        .filter_map(|w| match &w.op {
+            WriteOp::Put { new_etag, .. } => new_etag.as_deref(),
+            WriteOp::Delete => None,
+        })
+        .collect();
+    let mut next: HashMap<&str, &'a WriteRecord> = HashMap::new();
+    let mut first = Vec::new();
+    for w in list {
+        match &w.op {
+            WriteOp::Put {
+                condition: PutCondition::IfMatch(prev),
+                ..
+            } if produced.contains(prev.as_str()) => {
+                if next.insert(prev.as_str(), w).is_some() {
+                    return None;
+                }
+            }
+            _ => first.push(*w),
+        }
+    }
+    let [start] = first.as_slice() else {
+        return None;
+    };
+    let mut out = vec![*start];
+    let mut cur = *start;
+    while let WriteOp::Put {
+        new_etag: Some(e), ..
+    } = &cur.op
+    {
+        let Some(n) = next.get(e.as_str()) else { break };
+        out.push(*n);
+        cur = n;
+        if out.len() > list.len() {
+            return None;
+        }
+    }
+    (out.len() == list.len()).then_some(out)
+}
+
+/// The store's view of one service after the round.
+async fn check_service(world: &World, svc: &LoadService, winner: &str, v1: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    let r = svc.service_ref();
+    let (stable, outcome) = svc.expected();
+    match world.store.state(&r).await {
+        Ok(state) => {
+            if state.stable_version != Some(stable) {
+                v.push(format!(
+                    "{r}: stable version {:?}, expected {stable}",
+                    state.stable_version
+                ));
+            }
+            if let Some(p) = state.in_progress {
+                v.push(format!("{r}: {} still in progress", p.execution));
+            }
+        }
+        Err(e) => v.push(format!("{r}: state.json: {e}")),
+    }
+    match world.store.lock(&r).await {
+        Ok(None) => {}
+        Ok(Some(l)) => v.push(format!("{r}: the lock is still held by {}", l.execution)),
+        Err(e) => v.push(format!("{r}: lock.json: {e}")),
+    }
+    match world.store.history(&r).await {
+        Ok(records) => {
+            let mut versions: Vec<u32> = records.iter().map(|x| x.version).collect();
+            versions.sort_unstable();
+            if versions != [1, 2] {
+                v.push(format!("{r}: records of versions {versions:?}, expected [1, 2]"));
+            }
+            for rec in &records {
+                let want = if rec.version == 1 { v1 } else { winner };
+                if rec.execution != want {
+                    v.push(format!(
+                        "{r}: the record of v{} names {}, but {want} deployed it",
+                        rec.version, rec.execution
+                    ));
+                }
+                if rec.image != svc.image(rec.version) {
+                    v.push(format!(
+                        "{r}: the record of v{} has image {}",
+                        rec.version, rec.image
+                    ));
+                }
+                if rec.ended_at.is_none() {
+                    v.push(format!("{r}: the record of v{} has not ended", rec.version));
+                }
+            }
+            let got = records
+                .iter()
+                .find(|x| x.version == 2)
+                .and_then(|x| x.outcome.as_ref())
+                .map(|o| o.status);
+            if got != Some(outcome) {
+                v.push(format!("{r}: the record of v2 ended {got:?}, expected {outcome:?}"));
+            }
+        }
+        Err(e) => v.push(format!("{r}: history: {e}")),
+    }
+    // Every key under the service: only what a finished deployment leaves.
+    let lock = world.store.lock_key(&r);
+    let base = lock.trim_end_matches("lock.json").to_owned();
+    match world.raw.list(&base).await {
+        Ok(keys) => {
+            let allowed: BTreeSet<String> = [
+                "state.json",
+                "lock.json",
+                "history/1.json",
+                "history/2.json",
+                "manifests/1.yaml",
+                "manifests/2.yaml",
+            ]
+            .iter()
+            .map(|k| format!("{base}{k}"))
+            .collect();
+            for k in keys.iter().filter(|k| !allowed.contains(*k)) {
+                v.push(format!("{r}: leftover S3 object {k}"));
+            }
+        }
+        Err(e) => v.push(format!("{r}: listing {base}: {e}")),
+    }
+    // The cluster: all traffic on the stable version, only its objects left.
+    let stable_name = labels::versioned_name(&svc.name, stable);
+    let route = world.sim.get_object(
+        "appmesh.k8s.aws/v1beta2",
+        "VirtualRouter",
+        &svc.namespace,
+        &svc.name,
+    );
+    let targets = route.as_ref().map(route_weights).unwrap_or_default();
+    let serving: Vec<_> = targets.iter().filter(|(_, w)| *w > 0).collect();
+    if !(serving.len() == 1 && serving[0].0 == stable_name && serving[0].1 == 100) {
+        v.push(format!(
+            "{r}: route targets {targets:?}, expected all traffic on {stable_name}"
+        ));
+    }
+    if world
+        .sim
+        .get_object("apps/v1", "Deployment", &svc.namespace, &stable_name)
+        .is_none()
+    {
+        v.push(format!("{r}: the Deployment {stable_name} is missing"));
+    }
+    for o in world.sim.list_objects(&svc.namespace) {
+        let l = &o["metadata"]["labels"];
+        if l[labels::SERVICE].as_str() != Some(svc.name.as_str()) {
+            continue;
+        }
+        if let Some(ver) = l[labels::VERSION].as_str()
+            && ver != stable.to_string()
+        {
+            v.push(format!(
+                "{r}: leftover {} {} of version {ver}",
+                o["kind"].as_str().unwrap_or("?"),
+                o["metadata"]["name"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    v
+}
+
+/// Isolation in the cluster: every object labelled for a service is named for it, and
+/// every route write names only its own service's versions.
+fn check_cluster(world: &World) -> Vec<String> {
+    let mut v = Vec::new();
+    let namespaces: BTreeSet<&str> = world.services.iter().map(|s| s.namespace.as_str()).collect();
+    for ns in namespaces {
+        for o in world.sim.list_objects(ns) {
+            let Some(service) = o["metadata"]["labels"][labels::SERVICE].as_str() else {
+                continue;
+            };
+            let name = o["metadata"]["name"].as_str().unwrap_or("");
+            let own = name == service || name.starts_with(&format!("{service}-"));
+            let known = world
+                .services
+                .iter()
+                .any(|s| s.namespace == ns && s.name == service);
+            if !own || !known {
+                v.push(format!(
+                    "{ns}: {} {name} is labelled for service {service}",
+                    o["kind"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+        for change in world.sim.weight_history(ns) {
+            for (target, _) in &change.weights {
+                let Some((service, version)) = target.rsplit_once('-') else {
+                    v.push(format!("{ns}: route {} names target {target}", change.name));
+                    continue;
+                };
+                if service != change.name || version.parse::<u32>().is_err() {
+                    v.push(format!(
+                        "{ns}: route {} of one service was written with target {target}",
+                        change.name
+                    ));
+                }
+            }
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_full_scenario_has_a_quarter_faulty_and_five_raced_services_of_both_kinds() {
+        let c = LoadConfig::full();
+        assert!(c.validate().is_ok());
+        let faulty = (0..c.services).filter(|i| c.faulty(*i)).count();
+        assert_eq!(faulty, 12);
+        let raced = c.raced();
+        assert_eq!(raced.len(), 5);
+        assert!(raced.iter().any(|i| c.faulty(*i)));
+        assert!(raced.iter().any(|i| !c.faulty(*i)));
+        let names: BTreeSet<(String, String)> = (0..c.services)
+            .map(|i| {
+                let s = LoadService::of(&c, i);
+                (s.namespace, s.name)
+            })
+            .collect();
+        assert_eq!(names.len(), 50, "every service is distinct");
+    }
+
+    #[test]
+    fn a_bad_configuration_names_the_field_and_value() {
+        let mut c = LoadConfig::full();
+        c.namespaces = 0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("namespaces = 0"), "{e}");
+        let mut c = LoadConfig::full();
+        c.racing = 60;
+        assert!(c.validate().unwrap_err().to_string().contains("racing = 60"));
+    }
+
+    #[test]
+    fn every_service_document_is_valid_and_names_its_own_service() {
+        let c = LoadConfig::with_services(8, 2);
+        for i in 0..8 {
+            let s = LoadService::of(&c, i);
+            let doc = s.document(&c, 2);
+            let spec = canary_core::DeploySpec::parse(&doc, None).expect("valid");
+            assert_eq!(spec.microservice_name, s.name);
+            assert_eq!(spec.kubernetes_namespace, s.namespace);
+            assert_eq!(spec.container_image, s.image(2));
+        }
+    }
+
+    fn put(seq: u64, cond: PutCondition, etag: &str, body: &str) -> WriteRecord {
+        WriteRecord {
+            seq,
+            execution: Some("e".into()),
+            key: "k/lock.json".into(),
+            op: WriteOp::Put {
+                condition: cond,
+                new_etag: Some(etag.into()),
+                body: body.as_bytes().to_vec(),
+            },
+            error: false,
+        }
+    }
+
+    #[test]
+    fn lock_writes_are_ordered_by_their_etag_chain_not_by_the_log() {
+        let a = put(5, PutCondition::IfMatch("r".into()), "b", "2");
+        let b = put(4, PutCondition::IfMatch("a".into()), "r", "1");
+        let c = put(3, PutCondition::IfAbsent, "a", "0");
+        let chain = etag_chain(&[&a, &b, &c]).expect("one chain");
+        let seqs: Vec<u64> = chain.iter().map(|w| w.seq).collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        // Two writes over the same ETag: not one chain (a lock taken twice).
+        let d = put(6, PutCondition::IfMatch("a".into()), "x", "3");
+        assert!(etag_chain(&[&a, &b, &c, &d]).is_none());
+    }
+}
