@@ -144,3 +144,22 @@ def require_peer(peer: str, present, install: str) -> None:
         f"{peer} is not installed: {install}, or run scripts/test, which installs it "
         f"(only to let this test not run, set {ALLOW_MISSING_PEERS}={peer})"
     )
+
+
+# qemu-user for the packaged arm64 bootstraps (tests/cfn/test_bootstrap_qemu.py): Debian's
+# statically linked emulator, and the arm64 glibc it loads them with (`-L`, the sysroot
+# of Debian's cross packages: no `dpkg --add-architecture` needed).
+QEMU_AARCH64 = "qemu-aarch64-static"
+ARM64_SYSROOT = Path("/usr/aarch64-linux-gnu")
+ARM64_LOADER = ARM64_SYSROOT / "lib" / "ld-linux-aarch64.so.1"
+
+
+def require_qemu_arm64() -> list[str]:
+    """The command prefix that runs an arm64 glibc binary here (qemu-aarch64-static -L the
+    arm64 sysroot); a missing emulator or libc fails the test naming its apt package."""
+    import shutil
+
+    qemu = shutil.which(QEMU_AARCH64)
+    require_peer(QEMU_AARCH64, qemu, "apt-get install qemu-user-static")
+    require_peer("libc6-arm64-cross", ARM64_LOADER.is_file(), "apt-get install libc6-arm64-cross")
+    return [str(qemu), "-L", str(ARM64_SYSROOT)]

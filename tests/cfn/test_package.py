@@ -3,8 +3,10 @@ checksums, a deterministic build id; a wrong-architecture binary is refused.
 
 The fast tests feed the script stand-in binaries (a hand-made ELF header), so CI needs
 no cross toolchain. With CANARY_PACKAGE_BUILD=1 the real cargo-lambda build runs too
-(minutes of compiling: the six Lambda crates must exist)."""
+(minutes of compiling: the six Lambda crates must exist), once per run: the zips it
+makes are also started under qemu-user (test_bootstrap_qemu.py)."""
 
+import atexit
 import hashlib
 import os
 import struct
@@ -106,14 +108,45 @@ class PackageWithStandIns(unittest.TestCase):
         self.assertIn("no build of `rollback`", r.stderr)
 
 
-@unittest.skipUnless(os.environ.get("CANARY_PACKAGE_BUILD") == "1", "set CANARY_PACKAGE_BUILD=1 for the real arm64 build")
+REAL_BUILD = os.environ.get("CANARY_PACKAGE_BUILD") == "1"
+REAL_BUILD_SKIP = "set CANARY_PACKAGE_BUILD=1 for the real arm64 build"
+# A dist/ made before by `scripts/package --out DIR --no-cli`, used instead of building
+# again (for running the tests of the built zips by hand; scripts/test never sets it).
+DIST_ENV = "CANARY_PACKAGE_DIST"
+_real_dist: dict[str, Path] = {}
+
+
+def real_build_dist() -> Path:
+    """The real arm64 build (scripts/package --no-cli), made once per test run and shared
+    by the tests of the built zips (here and test_bootstrap_qemu.py); $CANARY_PACKAGE_DIST
+    names one already made instead."""
+    if "dist" in _real_dist:
+        return _real_dist["dist"]
+    if "failed" in _real_dist:  # not built twice in one run
+        raise AssertionError(str(_real_dist["failed"]))
+    given = os.environ.get(DIST_ENV)
+    if given:
+        out = Path(given).resolve()
+        if not (out / "SHA256SUMS").is_file():
+            raise AssertionError(f"{DIST_ENV}={given} is not a scripts/package output (no SHA256SUMS)")
+    else:
+        tmp = tempfile.TemporaryDirectory()
+        atexit.register(tmp.cleanup)
+        out = Path(tmp.name) / "dist"
+        r = common.run([str(common.SCRIPTS / "package"), "--out", str(out), "--no-cli"], capture_output=False)
+        if r.returncode != 0:
+            _real_dist["failed"] = (
+                f"scripts/package --no-cli failed with exit status {r.returncode} (its output is above)"
+            )
+            raise AssertionError(_real_dist["failed"])
+    _real_dist["dist"] = out
+    return out
+
+
+@unittest.skipUnless(REAL_BUILD, REAL_BUILD_SKIP)
 class PackageRealBuild(unittest.TestCase):
     def test_cargo_lambda_builds_six_arm64_bootstraps(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "dist"
-            r = common.run([str(common.SCRIPTS / "package"), "--out", str(out), "--no-cli"], capture_output=False)
-            self.assertEqual(r.returncode, 0)
-            check_dist(self, out)
+        check_dist(self, real_build_dist())
 
 
 if __name__ == "__main__":
