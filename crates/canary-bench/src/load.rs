@@ -122,7 +122,11 @@ impl LoadConfig {
             );
         }
         if self.racing > self.services {
-            return bad("racing", self.racing, "must not exceed the number of services");
+            return bad(
+                "racing",
+                self.racing,
+                "must not exceed the number of services",
+            );
         }
         if self.services / self.namespaces > 99 {
             return bad(
@@ -686,28 +690,31 @@ impl World {
         for (s, guard) in started.iter().cloned().zip(guards) {
             let world = self.clone();
             let barrier = barrier.clone();
-            set.spawn_local_on(async move {
-                let doc = world.services[s.service].document(&world.config, version);
-                let invoker = LocalInvoker {
-                    services: world.handler_services.clone(),
-                };
-                barrier.wait().await;
-                let t0 = Instant::now();
-                let run = EXECUTION
-                    .scope(
-                        s.id.clone(),
-                        world.executor.run_named(
-                            &s.name,
-                            doc,
-                            &invoker,
-                            &SystemClock,
-                            &mut NoopObserver,
-                        ),
-                    )
-                    .await;
-                drop(guard);
-                (s, run, t0.elapsed().as_secs_f64())
-            }, &local);
+            set.spawn_local_on(
+                async move {
+                    let doc = world.services[s.service].document(&world.config, version);
+                    let invoker = LocalInvoker {
+                        services: world.handler_services.clone(),
+                    };
+                    barrier.wait().await;
+                    let t0 = Instant::now();
+                    let run = EXECUTION
+                        .scope(
+                            s.id.clone(),
+                            world.executor.run_named(
+                                &s.name,
+                                doc,
+                                &invoker,
+                                &SystemClock,
+                                &mut NoopObserver,
+                            ),
+                        )
+                        .await;
+                    drop(guard);
+                    (s, run, t0.elapsed().as_secs_f64())
+                },
+                &local,
+            );
         }
         let mut out = Vec::new();
         local
@@ -775,13 +782,22 @@ async fn watch_locks(world: Arc<World>, stop: Arc<AtomicBool>) -> Watched {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => seen.errors.push(format!("the watcher could not read {key}: {e}")),
+                Err(e) => seen
+                    .errors
+                    .push(format!("the watcher could not read {key}: {e}")),
             }
         }
         seen.rounds += 1;
         tokio::time::sleep(Duration::from_millis(world.config.watch_every_millis)).await;
     }
     seen
+}
+
+/// Runs the scenario against a moto server of its own (the benchmark's entry).
+pub async fn bench(config: &LoadConfig) -> Result<LoadReport, Box<dyn std::error::Error>> {
+    config.validate()?;
+    let moto = MotoServer::start()?;
+    Ok(run(config, &moto).await?)
 }
 
 /// Runs the scenario against `moto` and checks it (see the module docs).
@@ -816,9 +832,7 @@ pub async fn run(config: &LoadConfig, moto: &MotoServer) -> Result<LoadReport, L
     let round = world.run_all(2, &v2).await?;
     let wall_secs = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::SeqCst);
-    let watched = watcher
-        .await
-        .map_err(|e| LoadError::Join(e.to_string()))?;
+    let watched = watcher.await.map_err(|e| LoadError::Join(e.to_string()))?;
     let requests = world.sim.requests();
     let api_requests = requests.len();
     let api_writes = requests.iter().filter(|r| r.write).count();
@@ -857,7 +871,11 @@ pub async fn run(config: &LoadConfig, moto: &MotoServer) -> Result<LoadReport, L
                     ));
                 })
                 .or_insert_with(|| s.id.clone());
-            let want = if svc.faulty { "rolled back" } else { "promoted" };
+            let want = if svc.faulty {
+                "rolled back"
+            } else {
+                "promoted"
+            };
             if outcome != want {
                 violations.push(format!(
                     "{} of {} (faulty: {}) ended `{outcome}`, expected `{want}`",
@@ -884,7 +902,10 @@ pub async fn run(config: &LoadConfig, moto: &MotoServer) -> Result<LoadReport, L
     }
     for svc in &world.services {
         if !winners.contains_key(&svc.index) {
-            violations.push(format!("{}: no execution of v2 proceeded", svc.service_ref()));
+            violations.push(format!(
+                "{}: no execution of v2 proceeded",
+                svc.service_ref()
+            ));
         }
     }
     let mut outcomes = BTreeMap::new();
@@ -893,8 +914,9 @@ pub async fn run(config: &LoadConfig, moto: &MotoServer) -> Result<LoadReport, L
     }
 
     // The lock and isolation, from every write of both rounds.
+    let layout = Layout::of(&world);
     for (round_writes, label) in [(&v1_writes, "v1"), (&writes, "v2")] {
-        violations.extend(check_writes(&world, round_writes, &owner, label));
+        violations.extend(check_writes(&layout, round_writes, &owner, label));
     }
     if let Some(w) = s3.get(&None).filter(|n| **n > 0) {
         violations.push(format!(
@@ -965,13 +987,38 @@ fn end_state(run: &canary_sfn::Execution) -> String {
         .unwrap_or_default()
 }
 
-/// The service a key belongs to, by its prefix.
-fn service_of_key(world: &World, key: &str) -> Option<usize> {
-    world.services.iter().position(|s| {
-        let lock = world.store.lock_key(&s.service_ref());
-        let base = lock.trim_end_matches("lock.json");
-        key.starts_with(base)
-    })
+/// The S3 key prefix of each service, by index, and its name for messages.
+struct Layout {
+    bases: Vec<String>,
+    names: Vec<String>,
+}
+
+impl Layout {
+    fn of(world: &World) -> Self {
+        let refs: Vec<ServiceRef> = world
+            .services
+            .iter()
+            .map(LoadService::service_ref)
+            .collect();
+        Self {
+            bases: refs
+                .iter()
+                .map(|r| {
+                    world
+                        .store
+                        .lock_key(r)
+                        .trim_end_matches("lock.json")
+                        .to_owned()
+                })
+                .collect(),
+            names: refs.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// The service a key belongs to, by its prefix.
+    fn service_of(&self, key: &str) -> Option<usize> {
+        self.bases.iter().position(|b| key.starts_with(b.as_str()))
+    }
 }
 
 /// One take-to-release stretch of a lock, in the log's order.
@@ -984,7 +1031,7 @@ struct Tenure {
 
 /// The lock and isolation checks over one round's writes.
 fn check_writes(
-    world: &World,
+    layout: &Layout,
     writes: &[WriteRecord],
     owner: &HashMap<String, usize>,
     round: &str,
@@ -993,18 +1040,23 @@ fn check_writes(
     let mut lock_writes: BTreeMap<usize, Vec<&WriteRecord>> = BTreeMap::new();
     for w in writes.iter().filter(|w| w.changed()) {
         let Some(exec) = &w.execution else {
-            v.push(format!("{round}: {} was written outside any execution", w.key));
+            v.push(format!(
+                "{round}: {} was written outside any execution",
+                w.key
+            ));
             continue;
         };
-        let Some(svc) = service_of_key(world, &w.key) else {
-            v.push(format!("{round}: {exec} wrote {}, a key of no service", w.key));
+        let Some(svc) = layout.service_of(&w.key) else {
+            v.push(format!(
+                "{round}: {exec} wrote {}, a key of no service",
+                w.key
+            ));
             continue;
         };
         if owner.get(exec) != Some(&svc) {
             v.push(format!(
                 "{round}: {exec} wrote {} of {}, which it does not deploy",
-                w.key,
-                world.services[svc].service_ref()
+                w.key, layout.names[svc]
             ));
         }
         if w.key.ends_with("/lock.json") {
@@ -1016,7 +1068,7 @@ fn check_writes(
     // answers arrive together.
     let mut tenures: BTreeMap<usize, Vec<Tenure>> = BTreeMap::new();
     for (svc, list) in &lock_writes {
-        let name = world.services[*svc].service_ref();
+        let name = &layout.names[*svc];
         let chain = etag_chain(list);
         let ordered: Vec<&WriteRecord> = match chain {
             Some(c) => c,
@@ -1080,7 +1132,7 @@ fn check_writes(
     // Every other write of an execution falls inside its own tenure of its service's
     // lock (its own events are in its own order in the log).
     for w in writes.iter().filter(|w| w.changed()) {
-        let (Some(exec), Some(svc)) = (&w.execution, service_of_key(world, &w.key)) else {
+        let (Some(exec), Some(svc)) = (&w.execution, layout.service_of(&w.key)) else {
             continue;
         };
         if w.key.ends_with("/lock.json") {
@@ -1096,8 +1148,7 @@ fn check_writes(
         if !inside {
             v.push(format!(
                 "{round}: {exec} wrote {} without holding the lock of {}",
-                w.key,
-                world.services[svc].service_ref()
+                w.key, layout.names[svc]
             ));
         }
     }
@@ -1179,7 +1230,9 @@ async fn check_service(world: &World, svc: &LoadService, winner: &str, v1: &str)
             let mut versions: Vec<u32> = records.iter().map(|x| x.version).collect();
             versions.sort_unstable();
             if versions != [1, 2] {
-                v.push(format!("{r}: records of versions {versions:?}, expected [1, 2]"));
+                v.push(format!(
+                    "{r}: records of versions {versions:?}, expected [1, 2]"
+                ));
             }
             for rec in &records {
                 let want = if rec.version == 1 { v1 } else { winner };
@@ -1205,7 +1258,9 @@ async fn check_service(world: &World, svc: &LoadService, winner: &str, v1: &str)
                 .and_then(|x| x.outcome.as_ref())
                 .map(|o| o.status);
             if got != Some(outcome) {
-                v.push(format!("{r}: the record of v2 ended {got:?}, expected {outcome:?}"));
+                v.push(format!(
+                    "{r}: the record of v2 ended {got:?}, expected {outcome:?}"
+                ));
             }
         }
         Err(e) => v.push(format!("{r}: history: {e}")),
@@ -1276,7 +1331,11 @@ async fn check_service(world: &World, svc: &LoadService, winner: &str, v1: &str)
 /// every route write names only its own service's versions.
 fn check_cluster(world: &World) -> Vec<String> {
     let mut v = Vec::new();
-    let namespaces: BTreeSet<&str> = world.services.iter().map(|s| s.namespace.as_str()).collect();
+    let namespaces: BTreeSet<&str> = world
+        .services
+        .iter()
+        .map(|s| s.namespace.as_str())
+        .collect();
     for ns in namespaces {
         for o in world.sim.list_objects(ns) {
             let Some(service) = o["metadata"]["labels"][labels::SERVICE].as_str() else {
@@ -1344,7 +1403,12 @@ mod tests {
         assert!(e.contains("namespaces = 0"), "{e}");
         let mut c = LoadConfig::full();
         c.racing = 60;
-        assert!(c.validate().unwrap_err().to_string().contains("racing = 60"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("racing = 60")
+        );
     }
 
     #[test]
@@ -1372,6 +1436,143 @@ mod tests {
             },
             error: false,
         }
+    }
+
+    fn write(
+        seq: u64,
+        exec: &str,
+        key: &str,
+        cond: PutCondition,
+        etag: &str,
+        body: &str,
+    ) -> WriteRecord {
+        WriteRecord {
+            execution: Some(exec.into()),
+            key: key.into(),
+            ..put(seq, cond, etag, body)
+        }
+    }
+
+    fn held(exec: &str) -> String {
+        format!(r#"{{"state":"held","execution":"{exec}","since":1,"nonce":"n-{exec}"}}"#)
+    }
+
+    fn released(exec: &str) -> String {
+        format!(r#"{{"state":"released","execution":"{exec}","at":2,"by":"{exec}"}}"#)
+    }
+
+    /// Two services `a` and `b`; executions `a1`, `a2` deploy `a`, `b1` deploys `b`.
+    fn layout_and_owners() -> (Layout, HashMap<String, usize>) {
+        let layout = Layout {
+            bases: vec!["load/team-0/a/".into(), "load/team-0/b/".into()],
+            names: vec!["load/team-0/a".into(), "load/team-0/b".into()],
+        };
+        let owners = [("a1", 0), ("a2", 0), ("b1", 1)]
+            .iter()
+            .map(|(e, s)| ((*e).to_owned(), *s))
+            .collect();
+        (layout, owners)
+    }
+
+    /// `a1` takes a's lock, writes its record, releases; then `a2` does the same.
+    fn clean_log() -> Vec<WriteRecord> {
+        let lock = "load/team-0/a/lock.json";
+        let rec = "load/team-0/a/history/2.json";
+        vec![
+            write(0, "a1", lock, PutCondition::IfAbsent, "e1", &held("a1")),
+            write(1, "a1", rec, PutCondition::Always, "r1", "{}"),
+            write(
+                2,
+                "a1",
+                lock,
+                PutCondition::IfMatch("e1".into()),
+                "e2",
+                &released("a1"),
+            ),
+            write(
+                3,
+                "a2",
+                lock,
+                PutCondition::IfMatch("e2".into()),
+                "e3",
+                &held("a2"),
+            ),
+            write(4, "a2", rec, PutCondition::Always, "r2", "{}"),
+            write(
+                5,
+                "a2",
+                lock,
+                PutCondition::IfMatch("e3".into()),
+                "e4",
+                &released("a2"),
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_clean_log_of_two_tenures_in_turn_has_no_violation() {
+        let (layout, owners) = layout_and_owners();
+        let v = check_writes(&layout, &clean_log(), &owners, "t");
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn a_lock_taken_while_held_a_cross_service_write_and_a_write_without_the_lock_are_caught() {
+        let (layout, owners) = layout_and_owners();
+        let lock = "load/team-0/a/lock.json";
+        // a2 takes the lock over a1's held lock (an If-Match on a1's ETag).
+        let mut log = clean_log();
+        log[3] = write(
+            3,
+            "a2",
+            lock,
+            PutCondition::IfMatch("e1".into()),
+            "e3",
+            &held("a2"),
+        );
+        log.remove(2);
+        let v = check_writes(&layout, &log, &owners, "t");
+        assert!(
+            v.iter().any(|m| m.contains("taken by a2 while a1 held it")),
+            "{v:?}"
+        );
+        // b1 writes a's state.
+        let mut log = clean_log();
+        log.push(write(
+            6,
+            "b1",
+            "load/team-0/a/state.json",
+            PutCondition::Always,
+            "s",
+            "{}",
+        ));
+        let v = check_writes(&layout, &log, &owners, "t");
+        assert!(
+            v.iter()
+                .any(|m| m.contains("b1 wrote load/team-0/a/state.json")),
+            "{v:?}"
+        );
+        // a2 writes its record after releasing the lock.
+        let mut log = clean_log();
+        log.push(write(
+            6,
+            "a2",
+            "load/team-0/a/history/2.json",
+            PutCondition::Always,
+            "r3",
+            "{}",
+        ));
+        let v = check_writes(&layout, &log, &owners, "t");
+        assert!(
+            v.iter()
+                .any(|m| m.contains("a2 wrote load/team-0/a/history/2.json without holding")),
+            "{v:?}"
+        );
+        // The log ends with the lock held.
+        let mut log = clean_log();
+        log.pop();
+        let v = check_writes(&layout, &log, &owners, "t");
+        assert!(v.iter().any(|m| m.contains("still held by a2")), "{v:?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use canary_bench::cost::{self, LAMBDA_ARM_PER_GB_S, LAMBDA_X86_PER_GB_S};
 use canary_bench::false_alarms;
+use canary_bench::load::{self, LoadConfig};
 use canary_bench::original;
 use canary_bench::real::{self, FUNCTIONS, RealConfig, RealRun};
 use canary_bench::report::{self, CostRow, FunctionRow, Machine, ReactionRow, Results, Versus};
@@ -61,6 +62,44 @@ struct Args {
     /// Seed of the false-alarm runs' random traffic.
     #[arg(long, default_value_t = 20_261_127)]
     seed: u64,
+    /// Skip the load section (many services deployed at once against moto).
+    #[arg(long)]
+    skip_load: bool,
+    /// Run only the load section; writes load.json and load.md into --out.
+    #[arg(long)]
+    only_load: bool,
+    /// Services deployed at once in the load section.
+    #[arg(long, default_value_t = 50)]
+    load_services: usize,
+    /// Of which raced by a second execution of the same version.
+    #[arg(long, default_value_t = 5)]
+    load_racing: usize,
+}
+
+/// The load section: its report, written to load.json and load.md, and its markdown.
+async fn load_section(args: &Args) -> Result<String, Box<dyn Error>> {
+    let config = LoadConfig::with_services(args.load_services, args.load_racing);
+    eprintln!(
+        "canary-bench: load, {} services at once ({} raced) against moto",
+        config.services, config.racing
+    );
+    let report = load::bench(&config).await?;
+    let machine = Machine::detect();
+    let md = format!(
+        "Measured on {} on {} ({} CPUs, {} MiB, Linux {}).\n\n{}",
+        today(),
+        machine.cpu,
+        machine.nproc,
+        machine.memory_mib,
+        machine.kernel,
+        report.markdown()
+    );
+    std::fs::write(
+        args.out.join("load.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    std::fs::write(args.out.join("load.md"), &md)?;
+    Ok(md)
 }
 
 fn spread(v: impl IntoIterator<Item = f64>) -> Option<Spread> {
@@ -383,6 +422,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let started = Instant::now();
     std::fs::create_dir_all(&args.out)?;
+    if args.only_load {
+        println!("{}", load_section(&args).await?);
+        return Ok(());
+    }
     let mut notes = Vec::new();
 
     let runs = virtual_runs(&args).await?;
@@ -455,7 +498,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         args.out.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    let md = report::markdown(&results);
+    let mut md = report::markdown(&results);
+    if !args.skip_load {
+        md.push('\n');
+        md.push_str(&load_section(&args).await?);
+    }
     std::fs::write(args.out.join("results.md"), &md)?;
     std::fs::write(args.out.join("summary.md"), report::summary(&results))?;
     println!("{md}");
