@@ -203,10 +203,12 @@ pub fn case_for(fields: &[&'static str]) -> impl Strategy<Value = Case> + use<> 
         })
 }
 
+/// A template's index and the rendering asked for.
+type BaselineKey = (usize, u32, Option<u32>, u8);
+
 /// The plain rendering of template `index` for `params`, computed once.
 fn baseline(index: usize, params: &RenderParams) -> Result<Rendered, TestCaseError> {
-    static CACHE: OnceLock<Mutex<HashMap<(usize, u32, Option<u32>, u8), Rendered>>> =
-        OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<BaselineKey, Rendered>>> = OnceLock::new();
     let key = (
         index,
         params.version,

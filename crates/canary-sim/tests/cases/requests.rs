@@ -243,7 +243,7 @@ fn query() -> impl Strategy<Value = String> {
             "", "true", "1", "All", "app=web", "app!=web,tier", "app in (a,b)", "app notin (x)",
             "!app", "metadata.name=x", "metadata.namespace!=y", "spec.x=y", "a==b", "a=",
             "in (", "a in a,b)", "=", ",,", "(", "app in ()", "Object", "None", "-1", "99999999999999999999",
-        ][..]).prop_map(|s| encode(s)),
+        ][..]).prop_map(encode),
         2 => text(16).prop_map(|s| encode(&s)),
         1 => "[ -~]{0,12}",
     ];
@@ -345,10 +345,10 @@ fn object() -> impl Strategy<Value = Value> {
             if let Some(ns) = ns {
                 o["metadata"]["namespace"] = json!(ns);
             }
-            if let Some(Value::Object(extra)) = extra {
-                if let Some(meta) = o["metadata"].as_object_mut() {
-                    meta.extend(extra);
-                }
+            if let Some(Value::Object(extra)) = extra
+                && let Some(meta) = o["metadata"].as_object_mut()
+            {
+                meta.extend(extra);
             }
             o
         })
