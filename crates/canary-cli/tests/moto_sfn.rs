@@ -920,11 +920,14 @@ async fn an_execution_stopped_at_25_percent_is_recovered_by_the_rule_s_target_in
         .start_execution("yelb-appserver-2", &deploy_json(2))
         .await;
 
-    // StopExecution once v2 takes 25% of the traffic (its record says so).
+    // StopExecution once v2 takes 25% of the traffic (its record says so) and the
+    // execution waits between tasks (its last history event entered a Wait state): the
+    // record is written inside the task, and moto fails a stop that lands while a task
+    // is in flight.
     let started = Instant::now();
     loop {
         let weight = stack.store.record(&svc, 2).await.unwrap().map(|r| r.weight);
-        if weight == Some(25) {
+        if weight == Some(25) && last_event_is_a_wait(&stack, &arn).await {
             break;
         }
         assert!(
@@ -932,7 +935,7 @@ async fn an_execution_stopped_at_25_percent_is_recovered_by_the_rule_s_target_in
             "v2 never reached 25% (record weight {weight:?}); proxy log:\n{}",
             stack.proxy.log()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stack
         .sfn
@@ -1057,6 +1060,32 @@ async fn an_execution_stopped_at_25_percent_is_recovered_by_the_rule_s_target_in
         .send()
         .await
         .unwrap();
+}
+
+/// Whether the last history event of execution `arn` is a Wait state being entered
+/// (the whole history is read: moto ignores `reverseOrder`).
+async fn last_event_is_a_wait(stack: &MotoStack, arn: &str) -> bool {
+    let mut last = None;
+    let mut token = None;
+    loop {
+        let page = stack
+            .sfn
+            .get_execution_history()
+            .execution_arn(arn)
+            .max_results(1000)
+            .set_next_token(token)
+            .send()
+            .await
+            .unwrap();
+        if let Some(e) = page.events().last() {
+            last = Some(e.r#type().as_str().to_owned());
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    last.as_deref() == Some("WaitStateEntered")
 }
 
 /// v2's deploy.json with `gates`.
