@@ -216,6 +216,20 @@ impl AwsNotifier {
     }
 }
 
+/// The notifier of a command run from a terminal (`canary run`, `canary recover`): the
+/// AWS one when `CANARY_EVENT_BUS` or `CANARY_TOPIC_ARN` is set (the functions'
+/// settings), so that a person's deployment or recovery is told where the pipeline's
+/// are; none otherwise (a terminal sends nothing nobody asked for).
+pub async fn terminal_notifier() -> std::sync::Arc<dyn Notifier> {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    if set(EVENT_BUS_ENV) || set(TOPIC_ARN_ENV) {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        std::sync::Arc::new(AwsNotifier::from_env(&sdk))
+    } else {
+        std::sync::Arc::new(NoNotifier)
+    }
+}
+
 #[async_trait]
 impl Notifier for AwsNotifier {
     async fn send(&self, n: &Notification) -> Result<(), String> {

@@ -71,7 +71,7 @@ pub async fn recover(args: &RecoverArgs) -> Result<ExitCode, CliError> {
         clusters,
         clock: Arc::new(SystemClock),
         holders: Holders::step_functions(&sdk).with_lease(LEASE_SECS),
-        notifier: std::sync::Arc::new(canary_lambda::NoNotifier),
+        notifier: canary_lambda::notify::terminal_notifier().await,
     };
 
     let now = now_secs();

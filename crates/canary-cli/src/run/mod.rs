@@ -162,7 +162,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, CliError> {
         clusters: connected.clusters.clone(),
         clock: clock.clone(),
         holders: connected.holders.clone(),
-        notifier: std::sync::Arc::new(canary_lambda::NoNotifier),
+        notifier: canary_lambda::notify::terminal_notifier().await,
     };
     let executor = Executor::from_json(DEFINITION)?.with_name(MACHINE_NAME);
 
