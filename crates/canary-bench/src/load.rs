@@ -531,7 +531,7 @@ impl LoadReport {
              real clock, `wait_time` {} s, `percentage_step` {}, checks every 1 s, \
              `bake_time` 1 s, Deployments ready {} s after a change. Every service got \
              v1 first (all at once, {:.1} s); then v2 of every service started at the \
-             same moment, {} of them faulty (25% 5xx), and for {} services a second \
+             same moment, {} of them faulty (25% 5xx), and {} of them raced by a second \
              execution of the same v2 started with it.\n",
             c.services,
             c.services,
