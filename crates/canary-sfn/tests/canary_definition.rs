@@ -174,7 +174,7 @@ impl World {
             gate: None,
             skip_gates: false,
             rollback_reason: None,
-        actions: Vec::new(),
+            actions: Vec::new(),
         };
         ExecutionDocument {
             spec: spec_map,
