@@ -69,7 +69,10 @@ impl DeploymentStore {
         &self,
         svc: &ServiceRef,
     ) -> Result<Option<Approval>, StoreError> {
-        Ok(self.read_json(&self.approve_key(svc)).await?.map(|(a, _)| a))
+        Ok(self
+            .read_json(&self.approve_key(svc))
+            .await?
+            .map(|(a, _)| a))
     }
 
     /// The pending promotion, if any (a corrupt one is an error naming its key).
@@ -77,7 +80,10 @@ impl DeploymentStore {
         &self,
         svc: &ServiceRef,
     ) -> Result<Option<PromoteRequest>, StoreError> {
-        Ok(self.read_json(&self.promote_key(svc)).await?.map(|(p, _)| p))
+        Ok(self
+            .read_json(&self.promote_key(svc))
+            .await?
+            .map(|(p, _)| p))
     }
 
     /// Removes the approval request (once a check has used it).
