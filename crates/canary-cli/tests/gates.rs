@@ -48,6 +48,34 @@ struct AtGate<'a, F: Fn(&DemoEnv) + Send + Sync> {
     trail: std::sync::Mutex<Vec<(String, u8, Next)>>,
 }
 
+impl<'a, F: Fn(&DemoEnv) + Send + Sync> AtGate<'a, F> {
+    fn new(inner: &'a dyn TaskInvoker, env: &'a DemoEnv, at_gate: F) -> Self {
+        Self {
+            inner,
+            env,
+            at_gate,
+            done: Default::default(),
+            trail: Default::default(),
+        }
+    }
+}
+
+/// Runs `work` to its end from a task's synchronous hook, the way a second terminal
+/// would act while the handlers run on this runtime.
+fn blocking(work: impl std::future::Future<Output = ()>) {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(work));
+}
+
+/// The weights the route gave version `version`, write after write.
+fn weights_of(env: &DemoEnv, version: u32) -> Vec<u64> {
+    let name = format!("{SERVICE}-{version}");
+    env.sim
+        .weight_history(NAMESPACE)
+        .iter()
+        .filter_map(|w| w.weights.iter().find(|(n, _)| *n == name).map(|(_, w)| *w))
+        .collect()
+}
+
 #[async_trait]
 impl<F: Fn(&DemoEnv) + Send + Sync> TaskInvoker for AtGate<'_, F> {
     async fn invoke(&self, resource: &str, input: Value) -> Result<Value, TaskError> {
@@ -89,17 +117,7 @@ async fn a_gate_holds_the_weight_until_approved_and_the_record_names_who() {
 
     // While it waited the route held 50% (no write between the shift to 50% and the one
     // to 60%), and the checks went on.
-    let weights: Vec<u64> = env
-        .sim
-        .weight_history(NAMESPACE)
-        .iter()
-        .filter_map(|w| {
-            w.weights
-                .iter()
-                .find(|(n, _)| n == &format!("{SERVICE}-2"))
-                .map(|(_, w)| *w)
-        })
-        .collect();
+    let weights = weights_of(&env, 2);
     let at50 = weights.iter().position(|w| *w == 50).unwrap();
     assert_eq!(weights[at50 + 1], 60, "{weights:?}");
 
@@ -195,16 +213,10 @@ async fn a_failure_while_paused_rolls_back_at_once() {
     let env = env_with_v1().await;
     let invoker = env.invoker();
     let paused_at = std::sync::Mutex::new(0i64);
-    let breaker = AtGate {
-        inner: &invoker,
-        env: &env,
-        at_gate: |env: &DemoEnv| {
-            env.sim.set_error_rate(&image(2), 0.3);
-            *paused_at.lock().unwrap() = env.services.clock.now_secs();
-        },
-        done: Default::default(),
-        trail: Default::default(),
-    };
+    let breaker = AtGate::new(&invoker, &env, |env: &DemoEnv| {
+        env.sim.set_error_rate(&image(2), 0.3);
+        *paused_at.lock().unwrap() = env.services.clock.now_secs();
+    });
     let run = env
         .deploy_doc(
             gated(2, json!([{"at": 50, "timeout": 3600}])),
@@ -233,24 +245,16 @@ async fn an_approval_sent_twice_passes_one_gate_once() {
     let env = env_with_v1().await;
     let invoker = env.invoker();
     let svc = env.service_ref();
-    let twice = AtGate {
-        inner: &invoker,
-        env: &env,
-        at_gate: |env: &DemoEnv| {
-            let store = env.services.store.clone();
-            let svc = env.service_ref();
-            // The handlers run on this runtime; the approvals are written from a
-            // blocking section the way a second terminal would.
-            tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(async {
-                    approve(&store, &svc, "ana", "first", 1).await.unwrap();
-                    approve(&store, &svc, "bo", "second", 2).await.unwrap();
-                })
-            });
-        },
-        done: Default::default(),
-        trail: Default::default(),
-    };
+    let twice = AtGate::new(&invoker, &env, |env: &DemoEnv| {
+        let store = env.services.store.clone();
+        let svc = env.service_ref();
+        // The handlers run on this runtime; the approvals are written from a
+        // blocking section the way a second terminal would.
+        blocking(async {
+            approve(&store, &svc, "ana", "first", 1).await.unwrap();
+            approve(&store, &svc, "bo", "second", 2).await.unwrap();
+        });
+    });
     let run = env
         .deploy_doc(
             gated(2, json!([{"at": 30}, {"at": 60}])),
@@ -353,23 +357,15 @@ async fn promote_full_goes_to_100_percent_and_still_bakes_and_checks_there() {
     let env = env_with_v1().await;
     let invoker = env.invoker();
     let svc = env.service_ref();
-    let promoter = AtGate {
-        inner: &invoker,
-        env: &env,
-        at_gate: |env: &DemoEnv| {
-            let store = env.services.store.clone();
-            let svc = env.service_ref();
-            tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(async {
-                    promote(&store, &svc, true, "bo", "hotfix", 0)
-                        .await
-                        .unwrap();
-                })
-            });
-        },
-        done: Default::default(),
-        trail: Default::default(),
-    };
+    let promoter = AtGate::new(&invoker, &env, |env: &DemoEnv| {
+        let store = env.services.store.clone();
+        let svc = env.service_ref();
+        blocking(async {
+            promote(&store, &svc, true, "bo", "hotfix", 0)
+                .await
+                .unwrap();
+        });
+    });
     let run = env
         .deploy_doc(
             gated(2, json!([{"at": 20}, {"at": "promotion"}])),
@@ -378,17 +374,7 @@ async fn promote_full_goes_to_100_percent_and_still_bakes_and_checks_there() {
         )
         .await;
     assert_eq!(outcome(&run).0, OutcomeStatus::Promoted, "{:?}", run.status);
-    let weights: Vec<u64> = env
-        .sim
-        .weight_history(NAMESPACE)
-        .iter()
-        .filter_map(|w| {
-            w.weights
-                .iter()
-                .find(|(n, _)| n == &format!("{SERVICE}-2"))
-                .map(|(_, w)| *w)
-        })
-        .collect();
+    let weights = weights_of(&env, 2);
     let at20 = weights.iter().position(|w| *w == 20).unwrap();
     assert_eq!(
         weights[at20 + 1],
