@@ -2,10 +2,11 @@
 //! [--full]` (the very functions, `records::gates`) and `canary abort`, each returning
 //! the sentence the command prints.
 
-use canary_store::{Abort, DeploymentStore, ServiceRef};
+use canary_store::{DeploymentStore, ServiceRef};
 
 use crate::error::CliError;
 use crate::records::gates;
+use crate::records::lock::request_abort;
 
 /// A button.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +51,7 @@ pub async fn run(
     }
 }
 
-/// `canary abort`: asks the running deployment to roll back at its next step. A
-/// service with no deployment running (the lock not held), or an empty reason, is a
-/// usage error, as for the command.
+/// `canary abort` (`records::lock::request_abort`), with the sentence the page shows.
 pub async fn abort(
     store: &DeploymentStore,
     svc: &ServiceRef,
@@ -60,34 +59,10 @@ pub async fn abort(
     reason: &str,
     now: i64,
 ) -> Result<String, CliError> {
-    if reason.trim().is_empty() {
-        return Err(CliError::Usage(
-            "reason must not be empty: say why the deployment is aborted".into(),
-        ));
-    }
-    let status = store.status(svc).await?;
-    let Some(lock) = &status.lock else {
-        return Err(CliError::Usage(format!(
-            "{svc}: no deployment is running (the lock is not held); nothing to abort"
-        )));
-    };
-    store
-        .request_abort(
-            svc,
-            &Abort {
-                by: by.to_owned(),
-                reason: reason.to_owned(),
-                at: now,
-            },
-        )
-        .await?;
-    let what = match &status.in_progress {
-        Some(r) => format!("version {} (at {}% of the traffic)", r.version, r.weight),
-        None => "the deployment".to_owned(),
-    };
+    let r = request_abort(store, svc, by, reason, now).await?;
     Ok(format!(
-        "{svc}: abort requested by {by}; execution {} will roll {what} back at its next step, and end \"aborted by {by}: {reason}\"",
-        lock.execution
+        "{svc}: abort requested by {by}; execution {} will roll {} back at its next step, and end \"aborted by {by}: {reason}\"",
+        r.execution, r.what
     ))
 }
 

@@ -4,7 +4,7 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
-use canary_store::Abort;
+use canary_store::{Abort, DeploymentStore, ServiceRef};
 
 use super::{ServiceArgs, who};
 use crate::error::CliError;
@@ -83,6 +83,51 @@ pub async fn unlock(args: &UnlockArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What an abort request reached: the execution that will roll back, and what it rolls
+/// back ("version 3 (at 20% of the traffic)").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbortRequested {
+    pub execution: String,
+    pub what: String,
+}
+
+/// Asks the running deployment of `svc` to roll back at its next step (what `canary
+/// abort` and the dashboard's Abort button do). A service with no deployment running
+/// (the lock not held), or an empty reason, is a usage error.
+pub async fn request_abort(
+    store: &DeploymentStore,
+    svc: &ServiceRef,
+    by: &str,
+    reason: &str,
+    now: i64,
+) -> Result<AbortRequested, CliError> {
+    if reason.trim().is_empty() {
+        return Err(CliError::Usage(
+            "reason must not be empty: say why the deployment is aborted".into(),
+        ));
+    }
+    let status = store.status(svc).await?;
+    let Some(lock) = &status.lock else {
+        return Err(CliError::Usage(format!(
+            "{svc}: no deployment is running (the lock is not held); nothing to abort"
+        )));
+    };
+    let request = Abort {
+        by: by.to_owned(),
+        reason: reason.to_owned(),
+        at: now,
+    };
+    store.request_abort(svc, &request).await?;
+    let what = match &status.in_progress {
+        Some(r) => format!("version {} (at {}% of the traffic)", r.version, r.weight),
+        None => "the deployment".to_owned(),
+    };
+    Ok(AbortRequested {
+        execution: lock.execution.clone(),
+        what,
+    })
+}
+
 /// `canary abort`: asks the running deployment to roll back at its next task (readiness
 /// probe, weight shift or health check; every task after render-template honours it).
 pub async fn abort(args: &AbortArgs) -> Result<ExitCode, CliError> {
@@ -92,33 +137,26 @@ pub async fn abort(args: &AbortArgs) -> Result<ExitCode, CliError> {
         return Err(CliError::Usage("--reason must not be empty".into()));
     }
     let store = args.target.store.store().await?;
-    let status = store.status(&svc).await?;
-    let Some(lock) = &status.lock else {
-        eprintln!("{svc}: no deployment is running (the lock is not held); nothing to abort");
-        return Ok(ExitCode::from(2));
+    let requested = match request_abort(&store, &svc, &by, &args.reason, now_secs()).await {
+        Ok(r) => r,
+        Err(CliError::Usage(why)) => {
+            eprintln!("{why}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e),
     };
-    let request = Abort {
-        by: by.clone(),
-        reason: args.reason.clone(),
-        at: now_secs(),
-    };
-    store.request_abort(&svc, &request).await?;
-    let what = match &status.in_progress {
-        Some(r) => format!("version {} (at {}% of the traffic)", r.version, r.weight),
-        None => "the deployment".to_owned(),
-    };
+    let AbortRequested { execution, what } = requested;
     println!("{svc}: abort requested by {by}");
     println!(
-        "  execution {} will roll {what} back at its next step (readiness probe, shift or health check):",
-        lock.execution
+        "  execution {execution} will roll {what} back at its next step (readiness probe, shift or health check):"
     );
     println!("  all traffic to the stable version, the canary removed, the lock released;");
     println!(
         "  it then ends failed (RolledBack) with a reason that says \"aborted by {by}: {}\".",
         args.reason
     );
-    if lock.execution.starts_with("arn:") {
-        println!("  follow it with: canary watch {}", lock.execution);
+    if execution.starts_with("arn:") {
+        println!("  follow it with: canary watch {execution}");
     }
     Ok(ExitCode::SUCCESS)
 }
